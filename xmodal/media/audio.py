@@ -1,0 +1,119 @@
+"""Audio decoding to mono float32, with the duration checked from the header before reading."""
+
+from __future__ import annotations
+
+import io
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xmodal.errors import MediaError, MediaTooLargeError
+from xmodal.media.limits import MediaLimits
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    samples: np.ndarray  # mono float32 in [-1, 1]
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return float(self.samples.shape[0]) / float(self.sample_rate)
+
+    def resampled(self, rate: int) -> AudioClip:
+        if rate == self.sample_rate:
+            return self
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(rate, self.sample_rate)
+        out = resample_poly(self.samples, rate // g, self.sample_rate // g).astype(np.float32)
+        return AudioClip(np.clip(out, -1.0, 1.0), rate)
+
+    def to_pcm16(self) -> bytes:
+        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _check_duration(frames: int, rate: int, limits: MediaLimits) -> None:
+    if rate <= 0:
+        raise MediaError("invalid audio header (sample rate 0)")
+    if frames <= 0:
+        raise MediaError("audio has no samples")
+    seconds = frames / rate
+    if seconds > limits.max_audio_seconds:
+        raise MediaTooLargeError(
+            f"audio is {seconds / 60:.0f} min long; the limit is {limits.max_audio_seconds / 60:.0f} min"
+        )
+
+
+def _read_wav(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
+    with wave.open(str(src) if isinstance(src, Path) else src, "rb") as w:
+        rate, channels, width, frames = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
+        _check_duration(frames, rate, limits)
+        raw = w.readframes(frames)
+    if width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+    elif width == 3:
+        b = np.frombuffer(raw[: len(raw) - len(raw) % 3], dtype=np.uint8).reshape(-1, 3)
+        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
+        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
+        data = ints.astype(np.float32) / float(1 << 23)
+    else:
+        raise MediaError(f"unsupported WAV sample width {width}")
+    usable = data.shape[0] - data.shape[0] % channels
+    if usable <= 0:
+        raise MediaError("audio has no samples (truncated file)")
+    data = data[:usable].reshape(-1, channels).mean(axis=1)
+    return AudioClip(np.ascontiguousarray(data, dtype=np.float32), rate)
+
+
+def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
+    try:
+        import soundfile as sf
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise MediaError("decoding this audio format needs the soundfile package") from exc
+    try:
+        with sf.SoundFile(src if isinstance(src, io.BytesIO) else str(src)) as f:
+            _check_duration(f.frames, f.samplerate, limits)
+            data = f.read(dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except (RuntimeError, sf.LibsndfileError) as exc:  # type: ignore[attr-defined]
+        raise MediaError(f"cannot decode audio: {str(exc).splitlines()[0]}") from exc
+    if data.shape[0] == 0:
+        raise MediaError("audio has no samples")
+    return AudioClip(np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate))
+
+
+def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioClip:
+    """Decode WAV (stdlib) or FLAC/OGG/MP3 (libsndfile) into a mono clip."""
+    limits = limits or MediaLimits()
+    source: Path | io.BytesIO = src if isinstance(src, Path) else io.BytesIO(src)
+    try:
+        if isinstance(source, Path):
+            with open(source, "rb") as fh:
+                head = fh.read(12)
+        else:
+            head = source.getvalue()[:12]
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            try:
+                return _read_wav(source, limits)
+            except wave.Error:
+                if isinstance(source, io.BytesIO):
+                    source.seek(0)
+                return _read_soundfile(source, limits)  # e.g. float or extensible WAV
+            except EOFError as exc:
+                raise MediaError("truncated WAV file") from exc
+        return _read_soundfile(source, limits)
+    except MediaError:
+        raise
+    except PermissionError as exc:
+        raise MediaError("permission denied") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise MediaError(f"cannot decode audio: {exc}") from exc

@@ -1,0 +1,80 @@
+"""Detect a file's modality from its first bytes (magic numbers), not from its extension."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from xmodal.errors import MediaError, UnsupportedMediaError
+from xmodal.types import Modality
+
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Detected:
+    modality: Modality
+    mime: str
+
+
+_IMAGE_MAGIC: list[tuple[bytes, str]] = [
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+]
+_AUDIO_MAGIC: list[tuple[bytes, str]] = [
+    (b"fLaC", "audio/flac"),
+    (b"OggS", "audio/ogg"),
+    (b"ID3", "audio/mpeg"),
+]
+
+
+def sniff(head: bytes) -> Detected | None:
+    """Return what ``head`` (the first bytes of a file) looks like, or None if unknown."""
+    for magic, mime in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return Detected(Modality.IMAGE, mime)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return Detected(Modality.IMAGE, "image/webp")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return Detected(Modality.AUDIO, "audio/wav")
+    for magic, mime in _AUDIO_MAGIC:
+        if head.startswith(magic):
+            return Detected(Modality.AUDIO, mime)
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
+        return Detected(Modality.AUDIO, "audio/mpeg")  # MPEG audio frame sync
+    if _looks_like_text(head):
+        return Detected(Modality.TEXT, "text/plain")
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in head:
+        return False
+    # Mostly printable bytes: accept UTF-8 and legacy 8-bit encodings alike.
+    control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    return control / len(head) < 0.02
+
+
+def detect_file(path: Path) -> Detected:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except PermissionError as exc:
+        raise MediaError(f"permission denied: {path}") from exc
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not head:
+        raise UnsupportedMediaError("empty file (0 bytes)")
+    found = sniff(head)
+    if found is None:
+        raise UnsupportedMediaError("unrecognised content (not an image, audio or text file)")
+    return found

@@ -1,0 +1,100 @@
+"""Plain data types shared by every layer: modalities, items, hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Modality(str, Enum):
+    """What an item or a query is. Always explicit, never guessed from a Python type."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+
+    @classmethod
+    def parse(cls, value: str | Modality) -> Modality:
+        from xmodal.errors import InvalidArgumentError
+
+        if isinstance(value, Modality):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise InvalidArgumentError(f"unknown modality {value!r}; expected one of: {names}") from None
+
+
+class VectorKind(str, Enum):
+    """Where a vector came from. An item may carry several (its pixels, its OCR text, ...)."""
+
+    TEXT = "text"  # a chunk of a text document
+    OCR = "ocr"  # text recognised inside an image
+    TRANSCRIPT = "transcript"  # a timed segment of speech
+    IMAGE = "image"  # the image itself, from an image tower
+    AUDIO = "audio"  # the sound itself, from an audio tower
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of extracted text, with its time span in seconds for audio."""
+
+    text: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    uri: str
+    modality: Modality
+    content_hash: str
+    size: int
+    metadata: dict[str, Any]
+    text: str
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "modality": self.modality.value,
+            "content_hash": self.content_hash,
+            "size": self.size,
+            "metadata": self.metadata,
+            "text": self.text,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: an item and the best-matching part of it."""
+
+    id: str
+    uri: str
+    modality: Modality
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    start: float | None = None
+    end: float | None = None
+    kind: VectorKind | None = None
+    snippet: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "modality": self.modality.value,
+            "score": round(float(self.score), 6),
+            "metadata": self.metadata,
+            "start": self.start,
+            "end": self.end,
+            "matched": self.kind.value if self.kind else None,
+            "snippet": self.snippet,
+        }
