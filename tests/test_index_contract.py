@@ -130,7 +130,7 @@ def test_k_larger_than_count_and_empty(config: IndexConfig) -> None:
     assert (i == -1).all()
     rng = np.random.default_rng(4)
     index.add(np.array([1, 2]), unit(rng, 2))
-    s, i = index.search(unit(rng, 1), 5)
+    _s, i = index.search(unit(rng, 1), 5)
     assert sorted(i[0, :2].tolist()) == [1, 2] and (i[0, 2:] == -1).all()
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     """What an item or a query is. Always explicit, never guessed from a Python type."""
 
     TEXT = "text"
@@ -27,7 +27,7 @@ class Modality(str, Enum):
             raise InvalidArgumentError(f"unknown modality {value!r}; expected one of: {names}") from None
 
 
-class VectorKind(str, Enum):
+class VectorKind(StrEnum):
     """Where a vector came from. An item may carry several (its pixels, its OCR text, ...)."""
 
     TEXT = "text"  # a chunk of a text document

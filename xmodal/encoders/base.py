@@ -114,9 +114,7 @@ class Encoder(ABC):
             batch = inputs[start : start + self.batch_size]
             out = np.asarray(self.encode_batch(modality, batch), dtype=np.float32)
             if out.shape != (len(batch), self.dim):
-                raise ModelError(
-                    f"encoder {self.name!r} returned shape {out.shape}, expected {(len(batch), self.dim)}"
-                )
+                raise ModelError(f"encoder {self.name!r} returned shape {out.shape}, expected {(len(batch), self.dim)}")
             parts.append(out)
         return l2_normalize(np.concatenate(parts, axis=0))
 

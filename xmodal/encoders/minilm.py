@@ -50,7 +50,8 @@ class MiniLMEncoder(Encoder):
             self._model = SentenceTransformer(path, device=device, local_files_only=True)
         except Exception as exc:
             raise ModelError(f"could not load text model from {path}: {exc}") from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 384)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 384)
         self.space = MINILM_SPACE
         self.max_seq_length = int(self._model.max_seq_length)
 

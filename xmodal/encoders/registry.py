@@ -106,6 +106,19 @@ class EncoderRegistry:
             return self._factories[name]
         raise ModelError(f"unknown encoder {name!r}; known: {', '.join(self.names())}")
 
+    def modalities_of(self, spec: str) -> frozenset[Any]:
+        """The modalities an encoder class declares, without loading its weights."""
+        name, _ = split_spec(spec)
+        target = _BUILTINS.get(name)
+        if target is None and name not in self._factories:
+            self._load_entry_points()
+            for ep in entry_points(group="xmodal.encoders"):
+                if ep.name == name:
+                    target = ep.value
+        if target is not None:
+            return frozenset(_import(target).modalities)
+        return frozenset(self.load(spec).modalities)
+
     def load(self, spec: str) -> Encoder:
         name, ref = split_spec(spec)
         key = (name, ref)

@@ -56,9 +56,7 @@ class VectorIndex(ABC):
         """Remove ids that are present; returns how many were removed."""
 
     @abstractmethod
-    def search(
-        self, queries: np.ndarray, k: int, allow: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
     @abstractmethod
     def ids(self) -> np.ndarray:

@@ -73,9 +73,7 @@ class FaissFlatIndex(VectorIndex):
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def search(
-        self, queries: np.ndarray, k: int, allow: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check_queries(queries, k)
         if self._index.ntotal == 0 or (allow is not None and len(allow) == 0):
             return empty_result(queries.shape[0], k)
@@ -179,9 +177,7 @@ class FaissHNSWIndex(VectorIndex):
         self._live_cache = None
 
     # -- search ------------------------------------------------------------------------------
-    def search(
-        self, queries: np.ndarray, k: int, allow: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check_queries(queries, k)
         live = self.ids()
         eligible = live if allow is None else np.intersect1d(live, np.asarray(allow, dtype=np.int64))

@@ -62,7 +62,7 @@ def _read_wav(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
         data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
     elif width == 3:
         b = np.frombuffer(raw[: len(raw) - len(raw) % 3], dtype=np.uint8).reshape(-1, 3)
-        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
+        ints = b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16)
         ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
         data = ints.astype(np.float32) / float(1 << 23)
     else:

@@ -1,0 +1,307 @@
+"""The SQLite catalog: items, their vectors (the source of truth the ANN index is built from),
+and a generation counter that tells whether a saved index is current."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.errors import CollectionError, InvalidArgumentError
+from xmodal.types import Item, Modality, Segment, VectorKind
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    uri TEXT NOT NULL UNIQUE,
+    modality TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    text TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_hash ON items(content_hash);
+CREATE INDEX IF NOT EXISTS items_modality ON items(modality);
+CREATE TABLE IF NOT EXISTS vectors (
+    vid INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    start REAL,
+    end REAL,
+    text TEXT NOT NULL DEFAULT '',
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item_id);
+"""
+
+_META_KEY = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    kind: VectorKind
+    embedding: np.ndarray
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class VectorRow:
+    vid: int
+    item_id: str
+    kind: VectorKind
+    start: float | None
+    end: float | None
+    text: str
+
+
+@dataclass(frozen=True)
+class FileState:
+    item_id: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+def check_meta_key(key: str) -> str:
+    if not _META_KEY.match(key):
+        raise InvalidArgumentError(f"invalid metadata key {key!r}: use letters, digits, '_', '.', '-' (max 64 chars)")
+    return key
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(f"{path}: catalog is not a valid SQLite database ({exc})") from exc
+        if found is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self._set_meta("generation", "0")
+        elif int(found[0]) != SCHEMA_VERSION:
+            raise CollectionError(f"{path}: catalog schema {found[0]} is not supported (expected {SCHEMA_VERSION})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- meta -------------------------------------------------------------------------------
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self) -> None:
+        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # ---- items ------------------------------------------------------------------------------
+    def file_state(self, uri: str) -> FileState | None:
+        row = self._db.execute("SELECT id, content_hash, size, mtime_ns FROM items WHERE uri = ?", (uri,)).fetchone()
+        return FileState(*row) if row else None
+
+    def touch(self, item_id: str, mtime_ns: int) -> None:
+        self._db.execute("UPDATE items SET mtime_ns = ? WHERE id = ?", (mtime_ns, item_id))
+
+    def vectors_for_hash(self, content_hash: str) -> tuple[str, list[VectorRecord]] | None:
+        """Reuse work: vectors (and text) of another item with identical content."""
+        row = self._db.execute("SELECT id, text FROM items WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone()
+        if row is None:
+            return None
+        records = [
+            VectorRecord(VectorKind(kind), np.frombuffer(blob, dtype=np.float32), Segment(text, start, end))
+            for kind, start, end, text, blob in self._db.execute(
+                "SELECT kind, start, end, text, embedding FROM vectors WHERE item_id = ? ORDER BY vid", (row[0],)
+            )
+        ]
+        return row[1], records
+
+    def upsert_item(self, item: Item, mtime_ns: int, vectors: Sequence[VectorRecord]) -> tuple[list[int], list[int]]:
+        """Insert or replace an item and all its vectors. Returns (removed vids, added vids).
+        Call inside :meth:`transaction`."""
+        removed = [r[0] for r in self._db.execute("SELECT vid FROM vectors WHERE item_id = ?", (item.id,))]
+        self._db.execute("DELETE FROM vectors WHERE item_id = ?", (item.id,))
+        self._db.execute(
+            """INSERT INTO items(id, uri, modality, content_hash, size, mtime_ns, metadata, text,
+                                 created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET uri=excluded.uri, modality=excluded.modality,
+                 content_hash=excluded.content_hash, size=excluded.size, mtime_ns=excluded.mtime_ns,
+                 metadata=excluded.metadata, text=excluded.text, updated_at=excluded.updated_at""",
+            (
+                item.id,
+                item.uri,
+                item.modality.value,
+                item.content_hash,
+                item.size,
+                mtime_ns,
+                json.dumps(item.metadata, ensure_ascii=False, sort_keys=True),
+                item.text,
+                item.created_at,
+                item.updated_at,
+            ),
+        )
+        added = []
+        for rec in vectors:
+            cur = self._db.execute(
+                "INSERT INTO vectors(item_id, kind, start, end, text, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    item.id,
+                    rec.kind.value,
+                    rec.segment.start,
+                    rec.segment.end,
+                    rec.segment.text,
+                    np.ascontiguousarray(rec.embedding, dtype=np.float32).tobytes(),
+                ),
+            )
+            added.append(int(cur.lastrowid or 0))
+        self._bump()
+        return removed, added
+
+    def delete_items(self, ids: Iterable[str]) -> tuple[list[str], list[int]]:
+        """Delete items (and their vectors). Returns (deleted ids, removed vids)."""
+        deleted, vids = [], []
+        for item_id in ids:
+            vids.extend(r[0] for r in self._db.execute("SELECT vid FROM vectors WHERE item_id = ?", (item_id,)))
+            cur = self._db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+            if cur.rowcount:
+                deleted.append(item_id)
+        if deleted:
+            self._bump()
+        return deleted, vids
+
+    def get(self, item_id: str) -> Item | None:
+        row = self._db.execute(f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (item_id,)).fetchone()
+        return _item(row) if row else None
+
+    def items_by_id(self, ids: Sequence[str]) -> dict[str, Item]:
+        out: dict[str, Item] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            for row in self._db.execute(f"SELECT {_ITEM_COLS} FROM items WHERE id IN ({marks})", part):
+                out[row[0]] = _item(row)
+        return out
+
+    def iter_items(self) -> Iterator[Item]:
+        for row in self._db.execute(f"SELECT {_ITEM_COLS} FROM items ORDER BY uri"):
+            yield _item(row)
+
+    def uris_under(self, prefixes: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, uri) of items whose uri starts with one of the prefixes."""
+        out = []
+        for prefix in prefixes:
+            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            out.extend(self._db.execute("SELECT id, uri FROM items WHERE uri LIKE ? ESCAPE '\\'", (like,)))
+        return out
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def counts_by_modality(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality").fetchall())
+
+    # ---- vectors ----------------------------------------------------------------------------
+    def vector_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    def all_vectors(self, dim: int, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cur = self._db.execute("SELECT vid, embedding FROM vectors ORDER BY vid")
+        while rows := cur.fetchmany(batch):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+
+    def vector_rows(self, vids: Sequence[int]) -> dict[int, VectorRow]:
+        out: dict[int, VectorRow] = {}
+        for start in range(0, len(vids), 500):
+            part = [int(v) for v in vids[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            for vid, item_id, kind, s, e, text in self._db.execute(
+                f"SELECT vid, item_id, kind, start, end, text FROM vectors WHERE vid IN ({marks})", part
+            ):
+                out[vid] = VectorRow(vid, item_id, VectorKind(kind), s, e, text)
+        return out
+
+    def filtered_vids(
+        self, modality: Modality | None, where: dict[str, list[str]], allow_items: set[str] | None = None
+    ) -> np.ndarray:
+        """Vector ids of items matching the filters (metadata values compared as text)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if allow_items is not None:
+            if not allow_items:
+                return np.zeros(0, dtype=np.int64)
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS allow_items(id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM allow_items")
+            self._db.executemany("INSERT OR IGNORE INTO allow_items(id) VALUES (?)", [(i,) for i in allow_items])
+            clauses.append("i.id IN (SELECT id FROM allow_items)")
+        if modality is not None:
+            clauses.append("i.modality = ?")
+            params.append(modality.value)
+        for key, values in where.items():
+            check_meta_key(key)
+            marks = ",".join("?" * len(values))
+            clauses.append(f"CAST(json_extract(i.metadata, ?) AS TEXT) IN ({marks})")
+            params.append(f'$."{key}"')
+            params.extend(values)
+        sql = "SELECT v.vid FROM vectors v JOIN items i ON i.id = v.item_id"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = self._db.execute(sql, params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def metadata_keys(self) -> set[str]:
+        rows = self._db.execute("SELECT DISTINCT j.key FROM items, json_each(items.metadata) AS j").fetchall()
+        return {r[0] for r in rows}
+
+
+_ITEM_COLS = "id, uri, modality, content_hash, size, metadata, text, created_at, updated_at"
+
+
+def _item(row: Any) -> Item:
+    return Item(
+        id=row[0],
+        uri=row[1],
+        modality=Modality(row[2]),
+        content_hash=row[3],
+        size=int(row[4]),
+        metadata=json.loads(row[5]),
+        text=row[6],
+        created_at=float(row[7]),
+        updated_at=float(row[8]),
+    )
+
+
+def now() -> float:
+    return time.time()

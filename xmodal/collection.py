@@ -1,0 +1,337 @@
+"""A collection is a directory: SQLite catalog (WAL) + vector index files + a manifest that
+records which encoders and settings produced the vectors."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from xmodal import __version__
+from xmodal.catalog import Catalog, VectorRecord
+from xmodal.config import CollectionConfig, ModelConfig, model_from_spec
+from xmodal.embedder import Embedder, stored_infos_match
+from xmodal.encoders.registry import EncoderRegistry, default_registry
+from xmodal.errors import (
+    CollectionError,
+    CollectionNotFoundError,
+    EncoderMismatchError,
+    NotFoundError,
+)
+from xmodal.index import IndexConfig, VectorIndex, create_index, load_index
+from xmodal.ingest import IngestReport, NullProgress, Progress
+from xmodal.search import Query, SearchPipeline
+from xmodal.types import Hit, Item, Modality
+
+MANIFEST = "manifest.json"
+CATALOG = "catalog.sqlite"
+INDEX_DIR = "index"
+INDEX_STATE = "state.json"
+LOCK = "lock"
+FORMAT = "xmodal-collection"
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Collection:
+    def __init__(self, path: Path, manifest: dict[str, Any], registry: EncoderRegistry) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.config = CollectionConfig.from_dict(manifest["config"])
+        self.registry = registry
+        self.catalog = Catalog(path / CATALOG)
+        self.embedder = Embedder(self.config, registry)
+        self.dim = int(manifest["dim"])
+        self._verified = False
+        self.index = self._load_or_rebuild_index()
+        self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
+
+    # ---- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path = ".xmodal",
+        *,
+        create: bool = False,
+        model: str | ModelConfig | None = None,
+        index: str | IndexConfig | None = None,
+        reembed: bool = False,
+        registry: EncoderRegistry | None = None,
+    ) -> Collection:
+        """Open a collection (``create=True`` makes it if absent). Asking for another model
+        than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``."""
+        root = Path(path).expanduser().absolute()
+        registry = registry or default_registry()
+        manifest_path = root / MANIFEST
+        if not manifest_path.exists():
+            if root.exists() and not root.is_dir():
+                raise CollectionError(f"{root} is a file, not a collection directory")
+            if root.is_dir() and any(root.iterdir()):
+                raise CollectionError(f"{root} is not an xmodal collection (no {MANIFEST})")
+            if not create:
+                raise CollectionNotFoundError(
+                    f"no collection at {root}; create one with: xmodal index FOLDER -c {path}"
+                )
+            return cls._create(root, cls._config_for(model, index, registry, None), registry)
+        manifest = cls._read_manifest(manifest_path)
+        coll = cls(root, manifest, registry)
+        wanted_model = cls._model_config(model, registry) if model is not None else None
+        if wanted_model is not None and wanted_model != coll.config.model:
+            if not reembed:
+                coll.close()
+                raise EncoderMismatchError(
+                    f"collection {root} was built with model {_describe(coll.config.model)}, not "
+                    f"{_describe(wanted_model)}; pass --reembed to re-embed every item with the new model"
+                )
+            coll.reembed(wanted_model)
+        elif reembed:
+            coll.reembed(coll.config.model)
+        wanted_index = _index_config(index) if index is not None else None
+        if wanted_index is not None and wanted_index != coll.config.index:
+            coll._switch_index(wanted_index)
+        return coll
+
+    @staticmethod
+    def _model_config(model: str | ModelConfig | None, registry: EncoderRegistry) -> ModelConfig:
+        if isinstance(model, ModelConfig):
+            return model
+        return model_from_spec(model, registry.modalities_of)
+
+    @classmethod
+    def _config_for(
+        cls, model: Any, index: Any, registry: EncoderRegistry, base: CollectionConfig | None
+    ) -> CollectionConfig:
+        base = base or CollectionConfig()
+        return replace(
+            base,
+            model=cls._model_config(model, registry),
+            index=_index_config(index) if index is not None else base.index,
+        )
+
+    @classmethod
+    def _create(cls, root: Path, config: CollectionConfig, registry: EncoderRegistry) -> Collection:
+        embedder = Embedder(config, registry)
+        infos = embedder.infos()  # loads the towers: fails before anything is written
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "format_version": 1,
+            "xmodal_version": __version__,
+            "created_at": time.time(),
+            "config": config.to_dict(),
+            "encoders": infos,
+            "extractors": embedder.extractor_versions(),
+            "dim": infos["text"]["dim"],
+            "space": infos["text"]["space"],
+        }
+        _write_json_atomic(root / MANIFEST, manifest)
+        return cls(root, manifest, registry)
+
+    @staticmethod
+    def _read_manifest(path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CollectionError(f"{path}: corrupt manifest ({exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT or "config" not in data or "dim" not in data:
+            raise CollectionError(f"{path}: not an xmodal collection manifest")
+        return data
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- index state ------------------------------------------------------------------------
+    def _load_or_rebuild_index(self) -> VectorIndex:
+        index_dir = self.path / INDEX_DIR
+        state_path = index_dir / INDEX_STATE
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            if state.get("generation") == self.catalog.generation and state.get("kind") == self.config.index.kind:
+                index = load_index(self.config.index, index_dir, self.dim)
+                if len(index) == self.catalog.vector_count():
+                    return index
+        except (OSError, ValueError, CollectionError):
+            pass
+        return self._rebuild_index(self.config.index)
+
+    def _rebuild_index(self, config: IndexConfig) -> VectorIndex:
+        """The catalog holds every vector: the ANN index is derived and can always be rebuilt."""
+        index = create_index(config, self.dim)
+        for ids, vecs in self.catalog.all_vectors(self.dim):
+            index.add(ids, vecs)
+        self.index = index
+        if (self.path / MANIFEST).exists():
+            self._save_index()
+        return index
+
+    def _save_index(self) -> None:
+        index_dir = self.path / INDEX_DIR
+        self.index.save(index_dir)
+        _write_json_atomic(
+            index_dir / INDEX_STATE,
+            {"generation": self.catalog.generation, "kind": self.config.index.kind, "count": len(self.index)},
+        )
+
+    def _switch_index(self, config: IndexConfig) -> None:
+        with self._write_lock():
+            self.config = replace(self.config, index=config)
+            self._update_manifest()
+            self.pipeline.index = self._rebuild_index(config)
+
+    def _update_manifest(self, **extra: Any) -> None:
+        self.manifest["config"] = self.config.to_dict()
+        self.manifest.update(extra)
+        _write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        fh: IO[str] = open(self.path / LOCK, "a+")  # noqa: SIM115 - held for the block
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CollectionError(f"another process is writing to {self.path}; try again when it is done") from None
+            yield
+        finally:
+            fh.close()
+
+    def _verify_encoders(self) -> None:
+        """Models load lazily; the first time they do, check they still make the stored vectors."""
+        if self._verified:
+            return
+        change = stored_infos_match(self.manifest.get("encoders", {}), self.embedder.infos())
+        if change:
+            raise EncoderMismatchError(f"{self.path}: {change}; re-embed with: xmodal index --reembed -c {self.path}")
+        self._verified = True
+
+    # ---- reading ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.catalog.count()
+
+    def get(self, item_id: str) -> Item:
+        item = self.catalog.get(item_id)
+        if item is None:
+            raise NotFoundError(f"no item with id {item_id!r}")
+        return item
+
+    def items(self) -> Iterator[Item]:
+        return self.catalog.iter_items()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "items": self.catalog.count(),
+            "vectors": self.catalog.vector_count(),
+            "by_modality": self.catalog.counts_by_modality(),
+            "model": self.config.model.to_dict(),
+            "index": self.config.index.to_dict(),
+            "dim": self.dim,
+        }
+
+    def search(
+        self,
+        query: Query | str,
+        k: int = 10,
+        modality: Modality | str | None = None,
+        where: dict[str, Any] | None = None,
+        allow_items: set[str] | None = None,
+    ) -> list[Hit]:
+        if isinstance(query, str):
+            query = Query.text(query)
+        mod = Modality.parse(modality) if modality is not None else None
+        self._verify_encoders()
+        return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
+
+    # ---- writing ----------------------------------------------------------------------------
+    def delete(self, ids: Iterable[str]) -> int:
+        with self._write_lock():
+            with self.catalog.transaction():
+                deleted, vids = self.catalog.delete_items(list(ids))
+            if vids:
+                self.index.remove(np.asarray(vids, dtype=np.int64))
+            self._save_index()
+        return len(deleted)
+
+    def add(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        metadata: dict[str, Any] | None = None,
+        prune: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+        batch_size: int = 32,
+    ) -> IngestReport:
+        """Index files and folders. Unchanged files are skipped by content hash; a file that
+        fails is recorded with its reason and the rest carries on."""
+        from xmodal.ingest_run import IngestRun
+
+        paths = list(paths)
+        with self._write_lock():
+            run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
+            try:
+                report = run.run(paths, prune)
+            finally:
+                self._save_index()
+        return report
+
+    def _write_items(self, entries: Sequence[tuple[Item, int, list[VectorRecord]]]) -> None:
+        removed_all: list[int] = []
+        added: list[tuple[int, np.ndarray]] = []
+        with self.catalog.transaction():
+            for item, mtime_ns, records in entries:
+                removed, vids = self.catalog.upsert_item(item, mtime_ns, records)
+                removed_all.extend(removed)
+                added.extend(zip(vids, (r.embedding for r in records), strict=True))
+        if removed_all:
+            self.index.remove(np.asarray(removed_all, dtype=np.int64))
+        if added:
+            self.index.add(
+                np.asarray([v for v, _ in added], dtype=np.int64), np.stack([e for _, e in added]).astype(np.float32)
+            )
+
+    def reembed(self, model: ModelConfig) -> IngestReport:
+        """Re-embed every item with ``model`` (from its file, or from its stored text when the
+        file is gone) and record the new encoders in the manifest."""
+        from xmodal.ingest_run import reembed_all
+
+        with self._write_lock():
+            new_config = replace(self.config, model=model)
+            embedder = Embedder(new_config, self.registry)
+            infos = embedder.infos()
+            report = reembed_all(self, embedder, int(infos["text"]["dim"]))
+            self.config, self.embedder = new_config, embedder
+            self.dim = int(infos["text"]["dim"])
+            self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
+            self._update_manifest(
+                encoders=infos, dim=self.dim, space=infos["text"]["space"], extractors=embedder.extractor_versions()
+            )
+            self._verified = True
+            self._save_index()
+        return report
+
+
+def _describe(model: ModelConfig) -> str:
+    return ", ".join(f"{role}={spec}" for role, spec in model.towers().items())
+
+
+def _index_config(index: str | IndexConfig) -> IndexConfig:
+    return index if isinstance(index, IndexConfig) else IndexConfig(kind=index)

@@ -1,0 +1,99 @@
+"""Frozen configuration of a collection, saved in its manifest so an index always knows which
+models and settings made it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from xmodal.errors import ModelError
+from xmodal.index.base import IndexConfig
+from xmodal.media.limits import MediaLimits
+from xmodal.types import Modality
+
+DEFAULT_TEXT_ENCODER = "minilm"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which encoder serves each modality. ``text`` is the hub: every other tower must share
+    its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder."""
+
+    text: str = DEFAULT_TEXT_ENCODER
+    image: str | None = None
+    audio: str | None = None
+    ocr: str | None = "rapidocr"
+    asr: str | None = "pocketsphinx"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def towers(self) -> dict[str, str]:
+        out = {"text": self.text}
+        if self.image:
+            out["image"] = self.image
+        if self.audio:
+            out["audio"] = self.audio
+        return out
+
+
+def default_model() -> ModelConfig:
+    return ModelConfig()
+
+
+def model_from_spec(spec: str | None, modalities_of: Any) -> ModelConfig:
+    """``None``/"default" -> defaults; otherwise an encoder spec fills the roles its class
+    declares (``clip:DIR`` -> text and image; ``clap:DIR`` -> text and audio; an image-only
+    tower keeps the default text hub)."""
+    if spec is None or spec.strip().lower() in ("", "default"):
+        return default_model()
+    mods = modalities_of(spec)
+    base = default_model()
+    changes: dict[str, Any] = {}
+    if Modality.TEXT in mods:
+        changes["text"] = spec
+        changes["image"] = None  # a new hub invalidates the default image tower's space
+    if Modality.IMAGE in mods:
+        changes["image"] = spec
+    if Modality.AUDIO in mods:
+        changes["audio"] = spec
+    if not changes:
+        raise ModelError(f"encoder {spec!r} declares no modality")
+    return replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    max_words: int = 120
+    overlap: int = 20
+    speech_segment_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    model: ModelConfig = field(default_factory=default_model)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    limits: MediaLimits = field(default_factory=MediaLimits)
+    chunking: ChunkConfig = field(default_factory=ChunkConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "index": self.index.to_dict(),
+            "limits": self.limits.to_dict(),
+            "chunking": asdict(self.chunking),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CollectionConfig:
+        return cls(
+            model=ModelConfig.from_dict(data.get("model", {})),
+            index=IndexConfig.from_dict(data.get("index", {})),
+            limits=MediaLimits.from_dict(data.get("limits", {})),
+            chunking=ChunkConfig(**data.get("chunking", {})),
+        )

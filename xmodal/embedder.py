@@ -1,0 +1,185 @@
+"""Turns decoded media into vectors with a collection's models: extraction (OCR, ASR, chunking)
+then batched encoding. Models load lazily, once, on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xmodal.catalog import VectorRecord
+from xmodal.config import CollectionConfig
+from xmodal.encoders.base import Encoder, EncoderInfo
+from xmodal.encoders.registry import EncoderRegistry
+from xmodal.errors import InvalidQueryError, ModelError
+from xmodal.extract.base import OcrEngine, SpeechRecognizer, group_words, load_asr, load_ocr
+from xmodal.media.audio import AudioClip
+from xmodal.media.text import chunk_words
+from xmodal.types import Modality, Segment, VectorKind
+
+
+@dataclass
+class Extracted:
+    """What one item yields before encoding."""
+
+    modality: Modality
+    text: str = ""
+    text_segments: list[tuple[VectorKind, Segment]] = field(default_factory=list)
+    image: Any = None
+    clip: AudioClip | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Embedder:
+    def __init__(self, config: CollectionConfig, registry: EncoderRegistry) -> None:
+        self.config = config
+        self.registry = registry
+        self._ocr: OcrEngine | None = None
+        self._asr: SpeechRecognizer | None = None
+
+    # ---- models (lazy) ----------------------------------------------------------------------
+    def tower(self, role: str) -> Encoder | None:
+        spec = self.config.model.towers().get(role)
+        if spec is None:
+            return None
+        encoder = self.registry.load(spec)
+        wanted = Modality(role)
+        if not encoder.supports(wanted):
+            raise ModelError(f"encoder {spec!r} cannot encode {role}")
+        if role != "text":
+            hub = self.tower("text")
+            assert hub is not None
+            if encoder.space != hub.space or encoder.dim != hub.dim:
+                raise ModelError(
+                    f"{role} encoder {spec!r} lives in space {encoder.space!r} ({encoder.dim}-d), "
+                    f"not the text hub's {hub.space!r} ({hub.dim}-d)"
+                )
+        return encoder
+
+    @property
+    def text_encoder(self) -> Encoder:
+        enc = self.tower("text")
+        assert enc is not None
+        return enc
+
+    def ocr(self) -> OcrEngine | None:
+        if self._ocr is None and self.config.model.ocr:
+            self._ocr = load_ocr(self.config.model.ocr)
+        return self._ocr
+
+    def asr(self) -> SpeechRecognizer | None:
+        if self._asr is None and self.config.model.asr:
+            self._asr = load_asr(self.config.model.asr)
+        return self._asr
+
+    def infos(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for role in self.config.model.towers():
+            enc = self.tower(role)
+            out[role] = enc.info().to_dict() if enc else None
+        return out
+
+    def extractor_versions(self) -> dict[str, str]:
+        out = {}
+        if self.config.model.ocr:
+            out["ocr"] = self.config.model.ocr
+        if self.config.model.asr:
+            out["asr"] = self.config.model.asr
+        return out
+
+    # ---- extraction -------------------------------------------------------------------------
+    def extract_text(self, text: str) -> Extracted:
+        ch = self.config.chunking
+        chunks = chunk_words(text, ch.max_words, ch.overlap)
+        return Extracted(Modality.TEXT, text, [(VectorKind.TEXT, Segment(c)) for c in chunks])
+
+    def extract_image(self, image: Any) -> Extracted:
+        out = Extracted(Modality.IMAGE, image=image)
+        out.metadata.update(width=image.width, height=image.height)
+        ocr = self.ocr()
+        if ocr is not None:
+            lines = ocr.read(image)
+            out.text = "\n".join(s.text for s in lines)
+            ch = self.config.chunking
+            out.text_segments = [(VectorKind.OCR, Segment(c)) for c in chunk_words(out.text, ch.max_words, ch.overlap)]
+        return out
+
+    def extract_audio(self, clip: AudioClip) -> Extracted:
+        out = Extracted(Modality.AUDIO, clip=clip)
+        out.metadata["duration"] = round(clip.duration, 3)
+        asr = self.asr()
+        if asr is not None:
+            words = asr.transcribe(clip)
+            segments = group_words(words, self.config.chunking.speech_segment_seconds)
+            out.text = " ".join(s.text for s in segments)
+            out.text_segments = [(VectorKind.TRANSCRIPT, s) for s in segments]
+        return out
+
+    # ---- encoding ---------------------------------------------------------------------------
+    def encode(self, batch: Sequence[Extracted]) -> list[list[VectorRecord]]:
+        """Encode many extracted items with one encoder call per kind of input."""
+        out: list[list[VectorRecord]] = [[] for _ in batch]
+        texts: list[str] = []
+        owners: list[tuple[int, VectorKind, Segment]] = []
+        for i, ex in enumerate(batch):
+            for kind, seg in ex.text_segments:
+                texts.append(seg.text)
+                owners.append((i, kind, seg))
+        if texts:
+            vecs = self.text_encoder.encode_text(texts)
+            for (i, kind, seg), vec in zip(owners, vecs, strict=True):
+                out[i].append(VectorRecord(kind, vec, seg))
+        self._encode_media(batch, out, "image", lambda ex: ex.image, VectorKind.IMAGE)
+        self._encode_media(batch, out, "audio", lambda ex: ex.clip, VectorKind.AUDIO)
+        return out
+
+    def _encode_media(
+        self, batch: Sequence[Extracted], out: list[list[VectorRecord]], role: str, get: Any, kind: VectorKind
+    ) -> None:
+        idx = [i for i, ex in enumerate(batch) if get(ex) is not None]
+        if not idx or role not in self.config.model.towers():
+            return
+        tower = self.tower(role)
+        assert tower is not None
+        vecs = tower.encode(Modality(role), [get(batch[i]) for i in idx])
+        span = None
+        for i, vec in zip(idx, vecs, strict=True):
+            if kind is VectorKind.AUDIO and batch[i].clip is not None:
+                span = (0.0, round(batch[i].clip.duration, 2))  # type: ignore[union-attr]
+            seg = Segment("", *(span or (None, None)))
+            out[i].append(VectorRecord(kind, vec, seg))
+
+    # ---- queries ----------------------------------------------------------------------------
+    def encode_query_text(self, text: str) -> np.ndarray:
+        return self.text_encoder.encode_text([text])
+
+    def encode_query_image(self, image: Any) -> np.ndarray:
+        tower = self.tower("image")
+        if tower is not None:
+            return tower.encode_images([image])
+        ex = self.extract_image(image) if self.config.model.ocr else None
+        if ex is None or not ex.text.strip():
+            raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
+        return self.encode_query_text(ex.text)
+
+    def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
+        tower = self.tower("audio")
+        if tower is not None:
+            return tower.encode_audio([clip])
+        ex = self.extract_audio(clip) if self.config.model.asr else None
+        if ex is None or not ex.text.strip():
+            raise InvalidQueryError("this collection has no audio encoder and no speech was recognised in the query")
+        return self.encode_query_text(ex.text)
+
+
+def stored_infos_match(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """None when every tower would produce the same vectors; else a description of the change."""
+    for role in set(stored) | set(current):
+        a, b = stored.get(role), current.get(role)
+        if (a is None) != (b is None):
+            return f"{role} tower changed"
+        if a is not None and b is not None and not EncoderInfo.from_dict(a).same_vectors(EncoderInfo.from_dict(b)):
+            return f"{role} encoder changed: {a.get('name')} {a.get('version')} -> {b.get('name')} {b.get('version')}"
+    return None

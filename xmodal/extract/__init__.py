@@ -1,0 +1,1 @@
+"""Extractors turn media into text the hub encoder can read: OCR for images, ASR for speech."""

@@ -1,0 +1,80 @@
+"""Contracts for text extractors. One method each; a new engine is one file + one registry line."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from xmodal.errors import ModelError
+from xmodal.media.audio import AudioClip
+from xmodal.types import Segment
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float
+    end: float
+
+
+class OcrEngine(ABC):
+    name: ClassVar[str] = "ocr"
+    version: str = ""
+
+    @abstractmethod
+    def read(self, image: Any) -> list[Segment]:
+        """Return the text lines found in an RGB PIL image, in reading order."""
+
+
+class SpeechRecognizer(ABC):
+    name: ClassVar[str] = "asr"
+    version: str = ""
+
+    @abstractmethod
+    def transcribe(self, clip: AudioClip) -> list[Word]:
+        """Return recognised words with start/end times in seconds."""
+
+
+_OCR = {"rapidocr": "xmodal.extract.rapid:RapidOcrEngine"}
+_ASR = {"pocketsphinx": "xmodal.extract.sphinx:PocketSphinxRecognizer"}
+
+
+def _load(table: dict[str, str], name: str, what: str) -> Any:
+    target = table.get(name)
+    if target is None:
+        raise ModelError(f"unknown {what} engine {name!r}; known: {', '.join(sorted(table))}")
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)()
+    except ImportError as exc:
+        raise ModelError(f"{what} engine {name!r} is not installed: {exc}") from exc
+
+
+def load_ocr(name: str) -> OcrEngine:
+    engine: OcrEngine = _load(_OCR, name, "OCR")
+    return engine
+
+
+def load_asr(name: str) -> SpeechRecognizer:
+    engine: SpeechRecognizer = _load(_ASR, name, "speech")
+    return engine
+
+
+def group_words(words: list[Word], max_seconds: float = 10.0, max_gap: float = 0.5) -> list[Segment]:
+    """Group timed words into segments, breaking at long pauses or after ``max_seconds``."""
+    segments: list[Segment] = []
+    current: list[Word] = []
+    for word in words:
+        if current and (word.start - current[-1].end > max_gap or word.end - current[0].start > max_seconds):
+            segments.append(_segment(current))
+            current = []
+        current.append(word)
+    if current:
+        segments.append(_segment(current))
+    return segments
+
+
+def _segment(words: list[Word]) -> Segment:
+    return Segment(" ".join(w.text for w in words), round(words[0].start, 2), round(words[-1].end, 2))

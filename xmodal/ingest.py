@@ -1,0 +1,262 @@
+"""Ingest: walk folders, detect and decode each file safely, skip unchanged files by content
+hash, batch the encoder calls, and report what happened to every file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from xmodal.embedder import Extracted
+from xmodal.errors import MediaError, MediaTooLargeError, UnsupportedMediaError
+from xmodal.media.audio import load_audio
+from xmodal.media.detect import Detected, detect_file
+from xmodal.media.image import load_image
+from xmodal.media.limits import MediaLimits
+from xmodal.media.text import load_text
+from xmodal.types import Modality
+
+MEDIA_EXTENSIONS = {
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff",
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3",
+    ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
+}  # fmt: skip
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, failed: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, failed: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # not media (unknown content and extension)
+    pruned: int = 0
+    missing: int = 0  # items whose files are gone (not pruned)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    by_modality: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def processed(self) -> int:
+        return self.added + self.updated
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "pruned": self.pruned,
+            "missing": self.missing,
+            "failed": self.failed,
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "by_modality": self.by_modality,
+            "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
+        }
+
+    def summary(self) -> str:
+        parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged"]
+        if self.pruned:
+            parts.append(f"{self.pruned} pruned")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (not media)")
+        parts.append(f"{self.failed} failed")
+        rate = self.processed / self.seconds if self.seconds > 0 else 0.0
+        line = ", ".join(parts) + f" in {self.seconds:.1f}s"
+        if self.processed:
+            line += f" ({rate:.1f} items/s)"
+        if self.missing:
+            line += f"; {self.missing} indexed files are gone (re-run with --prune to remove them)"
+        if self.interrupted:
+            line += "; interrupted: what was indexed so far is saved"
+        return line
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: Path
+    root: Path
+
+
+@dataclass(frozen=True)
+class WalkError:
+    path: str
+    reason: str
+
+
+def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[FileEntry | WalkError]:
+    """Yield files under ``paths`` (files are yielded as given). Follows symlinks, but never
+    visits a directory twice, so symlink loops end. Hidden entries and ``exclude`` are skipped."""
+    excluded = {_real(p) for p in exclude}
+    seen_dirs: set[tuple[int, int]] = set()
+    for raw in paths:
+        root = Path(raw).expanduser().absolute()
+        try:
+            st = root.stat()
+        except FileNotFoundError:
+            yield WalkError(str(root), "no such file or directory")
+            continue
+        except OSError as exc:
+            yield WalkError(str(root), _os_reason(exc))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_dir(root, root, seen_dirs, excluded)
+        else:
+            yield FileEntry(root, root.parent)
+
+
+def _walk_dir(
+    directory: Path, root: Path, seen: set[tuple[int, int]], excluded: set[str]
+) -> Iterator[FileEntry | WalkError]:
+    try:
+        st = directory.stat()
+    except OSError as exc:
+        yield WalkError(str(directory), _os_reason(exc))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen or _real(directory) in excluded:
+        return
+    seen.add(key)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        yield WalkError(str(directory), _os_reason(exc))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir(follow_symlinks=True)
+            is_file = entry.is_file(follow_symlinks=True)
+        except OSError as exc:
+            yield WalkError(str(path), _os_reason(exc))
+            continue
+        if is_dir:
+            yield from _walk_dir(path, root, seen, excluded)
+        elif is_file:
+            yield FileEntry(path, root)
+        elif entry.is_symlink():
+            yield WalkError(str(path), "broken symbolic link (or a link loop)")
+
+
+def _real(path: Path) -> str:
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return str(path)
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == 40:  # ELOOP
+        return "symbolic link loop"
+    return exc.strerror or str(exc)
+
+
+def hash_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def item_id_for(uri: str) -> str:
+    return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Decoded:
+    detected: Detected
+    payload: Any  # str for text, PIL image, AudioClip
+    encoding: str | None = None
+
+
+def decode_file(path: Path, limits: MediaLimits) -> Decoded:
+    """Detect by content and decode within limits. Raises MediaError with a one-line reason."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise MediaTooLargeError(
+            f"file is {size / 2**20:.0f} MiB; the limit is {limits.max_file_bytes / 2**20:.0f} MiB"
+        )
+    try:
+        detected = detect_file(path)
+    except UnsupportedMediaError:
+        raise
+    if detected.modality is Modality.IMAGE:
+        return Decoded(detected, load_image(path, limits))
+    if detected.modality is Modality.AUDIO:
+        return Decoded(detected, load_audio(path, limits))
+    text, encoding = load_text(path, limits)
+    if not text.strip():
+        raise MediaError("text file has no text")
+    return Decoded(detected, text, encoding)
+
+
+def is_media_name(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_EXTENSIONS
+
+
+def base_metadata(entry: FileEntry, decoded: Decoded | None, size: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": entry.path.name,
+        "ext": entry.path.suffix.lower().lstrip("."),
+        "folder": entry.path.parent.name,
+        "source": entry.root.name,
+        "bytes": size,
+    }
+    if decoded is not None:
+        meta["mime"] = decoded.detected.mime
+        if decoded.encoding:
+            meta["encoding"] = decoded.encoding
+    return meta
+
+
+def extracted_metadata(ex: Extracted) -> dict[str, Any]:
+    return dict(ex.metadata)
+
+
+__all__ = [
+    "MEDIA_EXTENSIONS",
+    "Decoded",
+    "FileEntry",
+    "IngestReport",
+    "MediaError",
+    "NullProgress",
+    "Progress",
+    "WalkError",
+    "base_metadata",
+    "decode_file",
+    "hash_file",
+    "is_media_name",
+    "item_id_for",
+    "walk",
+]

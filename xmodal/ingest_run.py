@@ -1,0 +1,255 @@
+"""The ingest loop of :meth:`Collection.add`: per-file decisions, batched encoding, writes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xmodal.catalog import VectorRecord, now
+from xmodal.embedder import Embedder, Extracted
+from xmodal.errors import MediaError, UnsupportedMediaError, XmodalError
+from xmodal.ingest import (
+    FileEntry,
+    IngestReport,
+    Progress,
+    WalkError,
+    base_metadata,
+    decode_file,
+    hash_file,
+    is_media_name,
+    item_id_for,
+    walk,
+)
+from xmodal.types import Item, Modality, Segment, VectorKind
+
+if TYPE_CHECKING:
+    from xmodal.collection import Collection
+
+
+@dataclass
+class Pending:
+    entry: FileEntry
+    uri: str
+    digest: str
+    size: int
+    mtime_ns: int
+    existed: bool
+    created_at: float
+    metadata: dict[str, Any]
+    extracted: Extracted | None = None
+    reused: tuple[str, list[VectorRecord]] | None = None
+
+
+class IngestRun:
+    def __init__(
+        self, coll: Collection, metadata: dict[str, Any], force: bool, progress: Progress, batch_size: int
+    ) -> None:
+        self.coll = coll
+        self.metadata = metadata
+        self.force = force
+        self.progress = progress
+        self.batch_size = max(1, batch_size)
+        self.report = IngestReport()
+        self.pending: list[Pending] = []
+
+    def run(self, paths: list[str | Path], prune: bool) -> IngestReport:
+        started = time.perf_counter()
+        entries: list[FileEntry] = []
+        for found in walk(paths, exclude=[self.coll.path]):
+            if isinstance(found, WalkError):
+                self.report.failures.append((found.path, found.reason))
+            else:
+                entries.append(found)
+        self.progress.start(len(entries))
+        seen: set[str] = set()
+        try:
+            for entry in entries:
+                seen.add(str(entry.path))
+                self._one(entry)
+                self.progress.advance(self.report.failed)
+                if len(self.pending) >= self.batch_size:
+                    self._flush()
+            self._flush()
+            self._prune_or_count(paths, seen, prune)
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+        finally:
+            self.progress.close()
+            self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _fail(self, path: Path, reason: str) -> None:
+        self.report.failures.append((str(path), reason))
+
+    def _one(self, entry: FileEntry) -> None:
+        path = entry.path
+        try:
+            st = path.stat()
+        except OSError as exc:
+            self._fail(path, exc.strerror or str(exc))
+            return
+        uri = str(path)
+        state = self.coll.catalog.file_state(uri)
+        if state and not self.force and state.size == st.st_size and state.mtime_ns == st.st_mtime_ns:
+            self.report.unchanged += 1
+            return
+        try:
+            digest = hash_file(path)
+        except PermissionError:
+            self._fail(path, "permission denied")
+            return
+        except OSError as exc:
+            self._fail(path, exc.strerror or str(exc))
+            return
+        if state and not self.force and state.content_hash == digest:
+            self.coll.catalog.touch(state.item_id, st.st_mtime_ns)
+            self.report.unchanged += 1
+            return
+        try:
+            decoded = decode_file(path, self.coll.config.limits)
+        except UnsupportedMediaError as exc:
+            if is_media_name(path) or st.st_size == 0:
+                self._fail(path, str(exc))
+            else:
+                self.report.skipped += 1
+            return
+        except MediaError as exc:
+            self._fail(path, str(exc))
+            return
+        meta = base_metadata(entry, decoded, st.st_size)
+        pending = Pending(entry, uri, digest, st.st_size, st.st_mtime_ns, state is not None, now(), meta)
+        reuse = None if self.force else self.coll.catalog.vectors_for_hash(digest)
+        if reuse is not None:
+            pending.reused = reuse
+            pending.extracted = Extracted(decoded.detected.modality)
+        else:
+            try:
+                pending.extracted = self._extract(decoded.detected.modality, decoded.payload)
+            except XmodalError as exc:
+                self._fail(path, str(exc))
+                return
+            except Exception as exc:  # an engine choking on one file must not stop the run
+                self._fail(path, f"{type(exc).__name__}: {exc}")
+                return
+        self.pending.append(pending)
+
+    def _extract(self, modality: Modality, payload: Any) -> Extracted:
+        emb = self.coll.embedder
+        if modality is Modality.IMAGE:
+            return emb.extract_image(payload)
+        if modality is Modality.AUDIO:
+            return emb.extract_audio(payload)
+        return emb.extract_text(payload)
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        self.coll._verify_encoders()
+        fresh = [p for p in self.pending if p.reused is None]
+        encoded = iter(self.coll.embedder.encode([p.extracted for p in fresh if p.extracted is not None]))
+        rows = []
+        for p in self.pending:
+            assert p.extracted is not None
+            if p.reused is not None:
+                text, records = p.reused
+            else:
+                text, records = p.extracted.text, next(encoded)
+            meta = {**p.metadata, **p.extracted.metadata, **self.metadata}
+            item = Item(
+                id=item_id_for(p.uri),
+                uri=p.uri,
+                modality=p.extracted.modality,
+                content_hash=p.digest,
+                size=p.size,
+                metadata=meta,
+                text=text,
+                created_at=p.created_at,
+                updated_at=now(),
+            )
+            rows.append((item, p.mtime_ns, records))
+            if p.existed:
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            key = item.modality.value
+            self.report.by_modality[key] = self.report.by_modality.get(key, 0) + 1
+        self.coll._write_items(rows)
+        self.pending = []
+
+    def _prune_or_count(self, paths: list[str | Path], seen: set[str], prune: bool) -> None:
+        prefixes = []
+        for raw in paths:
+            root = Path(raw).expanduser().absolute()
+            if root.is_dir():
+                prefixes.append(str(root).rstrip("/") + "/")
+        gone = [
+            item_id
+            for item_id, uri in self.coll.catalog.uris_under(prefixes)
+            if uri not in seen and not Path(uri).exists()
+        ]
+        if not gone:
+            return
+        if prune:
+            with self.coll.catalog.transaction():
+                deleted, vids = self.coll.catalog.delete_items(gone)
+            if vids:
+                import numpy as np
+
+                self.coll.index.remove(np.asarray(vids, dtype=np.int64))
+            self.report.pruned = len(deleted)
+        else:
+            self.report.missing = len(gone)
+
+
+def reembed_all(coll: Collection, embedder: Embedder, dim: int) -> IngestReport:
+    """Re-extract and re-encode every item with ``embedder``; the index is rebuilt at ``dim``."""
+    from xmodal.index import create_index
+
+    report = IngestReport()
+    started = time.perf_counter()
+    rows = []
+    for item in list(coll.catalog.iter_items()):
+        path = Path(item.uri)
+        try:
+            decoded = decode_file(path, coll.config.limits)
+            extracted = _extract_with(embedder, decoded.detected.modality, decoded.payload)
+        except (MediaError, OSError):
+            # the file is gone or unreadable: keep what the catalog knows, its text
+            extracted = Extracted(item.modality, item.text, _stored_segments(coll, item))
+        vectors = embedder.encode([extracted])[0]
+        rows.append((item, extracted, vectors))
+        report.updated += 1
+    coll.index = create_index(coll.config.index, dim)
+    coll.dim = dim
+    with coll.catalog.transaction():
+        for item, extracted, vectors in rows:
+            new_item = Item(**{**item.__dict__, "text": extracted.text or item.text, "updated_at": now()})
+            coll.catalog.upsert_item(new_item, _mtime(item), vectors)
+    for ids, vecs in coll.catalog.all_vectors(dim):
+        coll.index.add(ids, vecs)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _extract_with(embedder: Embedder, modality: Modality, payload: Any) -> Extracted:
+    if modality is Modality.IMAGE:
+        return embedder.extract_image(payload)
+    if modality is Modality.AUDIO:
+        return embedder.extract_audio(payload)
+    return embedder.extract_text(payload)
+
+
+def _stored_segments(coll: Collection, item: Item) -> list[tuple[VectorKind, Segment]]:
+    rows = coll.catalog._db.execute(
+        "SELECT kind, start, end, text FROM vectors WHERE item_id = ? AND text != '' ORDER BY vid", (item.id,)
+    ).fetchall()
+    return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
+
+
+def _mtime(item: Item) -> int:
+    try:
+        return Path(item.uri).stat().st_mtime_ns
+    except OSError:
+        return 0

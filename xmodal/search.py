@@ -1,0 +1,215 @@
+"""The search pipeline: encode the query -> filtered ANN candidates -> group by item -> optional
+re-rank -> hits."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.catalog import Catalog
+from xmodal.embedder import Embedder
+from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
+from xmodal.index.base import VectorIndex
+from xmodal.media.audio import load_audio
+from xmodal.media.image import load_image
+from xmodal.media.limits import MediaLimits
+from xmodal.types import Hit, Modality
+
+MAX_K = 1000
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query of one explicit modality: text, or an image/audio file (path or bytes)."""
+
+    modality: Modality
+    content: str | None = None
+    path: Path | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def text(cls, text: str) -> Query:
+        return cls(Modality.TEXT, content=text)
+
+    @classmethod
+    def image(cls, src: str | Path | bytes) -> Query:
+        return cls._media(Modality.IMAGE, src)
+
+    @classmethod
+    def audio(cls, src: str | Path | bytes) -> Query:
+        return cls._media(Modality.AUDIO, src)
+
+    @classmethod
+    def _media(cls, modality: Modality, src: str | Path | bytes) -> Query:
+        if isinstance(src, bytes | bytearray):
+            return cls(modality, data=bytes(src))
+        return cls(modality, path=Path(src).expanduser())
+
+    def describe(self) -> str:
+        if self.modality is Modality.TEXT:
+            return self.content or ""
+        return (
+            f"{self.modality.value}:{self.path}"
+            if self.path
+            else f"{self.modality.value}:<{len(self.data or b'')} bytes>"
+        )
+
+
+def validate_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgumentError(f"k must be a whole number, got {k!r}")
+    if not 1 <= int(k) <= MAX_K:
+        raise InvalidArgumentError(f"k must be between 1 and {MAX_K}, got {k}")
+    return int(k)
+
+
+def normalise_where(where: dict[str, Any] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in (where or {}).items():
+        values = value if isinstance(value, list | tuple | set) else [value]
+        if not values:
+            raise InvalidArgumentError(f"filter {key!r} has no values")
+        out[str(key)] = [v if isinstance(v, str) else _json_text(v) for v in values]
+    return out
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"  # json_extract gives SQLite integers for booleans
+    return str(value)
+
+
+class Reranker(ABC):
+    """Optional second stage: reorder (and may drop) the candidate hits for a query."""
+
+    @abstractmethod
+    def rerank(self, query: Query, hits: list[Hit]) -> list[Hit]: ...
+
+
+class SearchPipeline:
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        catalog: Catalog,
+        limits: MediaLimits,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.index = index
+        self.catalog = catalog
+        self.limits = limits
+        self.reranker = reranker
+
+    def encode(self, query: Query) -> np.ndarray:
+        if query.modality is Modality.TEXT:
+            text = (query.content or "").strip()
+            if not text:
+                raise InvalidQueryError("the query is empty")
+            if len(text) > MAX_QUERY_CHARS:
+                raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+            return self.embedder.encode_query_text(text)
+        src = self._source(query)
+        try:
+            if query.modality is Modality.IMAGE:
+                return self.embedder.encode_query_image(load_image(src, self.limits))
+            return self.embedder.encode_query_audio(load_audio(src, self.limits))
+        except MediaError as exc:
+            raise InvalidQueryError(f"query {query.modality.value} is not usable: {exc}") from exc
+
+    def _source(self, query: Query) -> Path | bytes:
+        if query.data is not None:
+            if not query.data:
+                raise InvalidQueryError(f"the query {query.modality.value} is empty")
+            return query.data
+        if query.path is None:
+            raise InvalidQueryError(f"a {query.modality.value} query needs a file")
+        if not query.path.is_file():
+            raise InvalidQueryError(f"query file not found: {query.path}")
+        return query.path
+
+    def search(
+        self,
+        query: Query,
+        k: int = 10,
+        modality: Modality | None = None,
+        where: dict[str, Any] | None = None,
+        allow_items: set[str] | None = None,
+    ) -> list[Hit]:
+        k = validate_k(k)
+        filters = normalise_where(where)
+        vector = self.encode(query)
+        return self.search_vector(vector, k, modality, filters, allow_items, query)
+
+    def allowed_vids(
+        self, modality: Modality | None, where: dict[str, list[str]], allow_items: set[str] | None = None
+    ) -> np.ndarray | None:
+        if modality is None and not where and allow_items is None:
+            return None
+        vids = self.catalog.filtered_vids(modality, where, allow_items)
+        return vids
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        modality: Modality | None = None,
+        where: dict[str, list[str]] | None = None,
+        allow_items: set[str] | None = None,
+        query: Query | None = None,
+    ) -> list[Hit]:
+        allow = self.allowed_vids(modality, where or {}, allow_items)
+        n_vectors = len(self.index) if allow is None else int(allow.shape[0])
+        fetch = min(max(k * 4, 16), max(n_vectors, 1))
+        while True:
+            scores, vids = self.index.search(vector, fetch, allow=allow)
+            best = self._group(scores[0], vids[0])
+            if len(best) >= k or fetch >= n_vectors:
+                break
+            fetch = min(fetch * 4, n_vectors)
+        ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
+        hits = self._hits(ranked)
+        if self.reranker is not None and query is not None:
+            hits = self.reranker.rerank(query, hits)[:k]
+        return hits
+
+    def _group(self, scores: np.ndarray, vids: np.ndarray) -> dict[str, tuple[float, int]]:
+        valid = vids >= 0
+        rows = self.catalog.vector_rows(vids[valid].tolist())
+        best: dict[str, tuple[float, int]] = {}
+        for score, vid in zip(scores[valid], vids[valid], strict=True):
+            row = rows.get(int(vid))
+            if row is None:  # index ahead of catalog: ignore, never show a ghost
+                continue
+            if row.item_id not in best or score > best[row.item_id][0]:
+                best[row.item_id] = (float(score), int(vid))
+        return best
+
+    def _hits(self, ranked: list[tuple[float, int]]) -> list[Hit]:
+        rows = self.catalog.vector_rows([vid for _, vid in ranked])
+        items = self.catalog.items_by_id(list({rows[vid].item_id for _, vid in ranked}))
+        hits = []
+        for score, vid in ranked:
+            row = rows[vid]
+            item = items.get(row.item_id)
+            if item is None:
+                continue
+            hits.append(
+                Hit(
+                    id=item.id,
+                    uri=item.uri,
+                    modality=item.modality,
+                    score=score,
+                    metadata=item.metadata,
+                    start=row.start,
+                    end=row.end,
+                    kind=row.kind,
+                    snippet=row.text or None,
+                )
+            )
+        return hits
