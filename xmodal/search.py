@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.catalog import Catalog
+from xmodal.catalog import Catalog, check_meta_key
 from xmodal.embedder import Embedder
 from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.index.base import VectorIndex
@@ -105,6 +105,8 @@ class SearchPipeline:
         self.catalog = catalog
         self.limits = limits
         self.reranker = reranker
+        self._known_keys: set[str] = set()
+        self._keys_at = -1
 
     def encode(self, query: Query) -> np.ndarray:
         if query.modality is Modality.TEXT:
@@ -143,8 +145,21 @@ class SearchPipeline:
     ) -> list[Hit]:
         k = validate_k(k)
         filters = normalise_where(where)
+        self.check_filter_fields(filters)
         vector = self.encode(query)
         return self.search_vector(vector, k, modality, filters, allow_items, query)
+
+    def check_filter_fields(self, where: dict[str, list[str]]) -> None:
+        if not where:
+            return
+        generation = self.catalog.generation
+        if self._keys_at != generation:
+            self._known_keys, self._keys_at = self.catalog.metadata_keys(), generation
+        for key in where:
+            check_meta_key(key)
+            if key not in self._known_keys:
+                known = ", ".join(sorted(self._known_keys)) or "none yet"
+                raise InvalidArgumentError(f"unknown filter field {key!r}; known fields: {known}")
 
     def allowed_vids(
         self, modality: Modality | None, where: dict[str, list[str]], allow_items: set[str] | None = None

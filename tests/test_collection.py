@@ -1,0 +1,243 @@
+"""The Python API end to end on a fake (hand-checkable) encoder and real SQLite + FAISS."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAKE_MODEL, write
+from tests.media_makers import png
+from xmodal.collection import Collection
+from xmodal.config import ModelConfig
+from xmodal.errors import (
+    CollectionError,
+    CollectionNotFoundError,
+    EncoderMismatchError,
+    InvalidArgumentError,
+    InvalidQueryError,
+    NotFoundError,
+)
+from xmodal.search import Query
+from xmodal.types import Modality
+
+Open = Callable[..., Collection]
+
+
+def corpus(root: Path) -> Path:
+    write(root / "animals" / "cat.txt", "the cat sleeps on the warm mat")
+    write(root / "animals" / "dog.txt", "a dog barks at the mail carrier")
+    write(root / "money" / "revenue.txt", "quarterly revenue grew twelve percent")
+    write(root / "money" / "invoice.txt", "invoice for consulting services rendered")
+    return root
+
+
+def names(hits: list) -> list[str]:
+    return [h.metadata["name"] for h in hits]
+
+
+def test_add_search_delete(tmp_path: Path, open_collection: Open) -> None:
+    coll = open_collection()
+    report = coll.add([corpus(tmp_path / "media")])
+    assert (report.added, report.failed, report.by_modality) == (4, 0, {"text": 4})
+    hits = coll.search("quarterly revenue", k=2)
+    assert names(hits)[0] == "revenue.txt" and hits[0].score > hits[1].score
+    assert hits[0].modality is Modality.TEXT and hits[0].start is None
+    assert hits[0].snippet == "quarterly revenue grew twelve percent"
+    assert coll.delete([hits[0].id]) == 1
+    assert "revenue.txt" not in names(coll.search("quarterly revenue", k=4))
+    assert len(coll) == 3
+    with pytest.raises(NotFoundError):
+        coll.get(hits[0].id)
+
+
+def test_rerun_is_a_noop_and_changes_are_reembedded(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media])
+    encoder = coll.embedder.text_encoder
+    calls = encoder.calls  # type: ignore[attr-defined]
+    again = coll.add([media])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
+    assert encoder.calls == calls  # type: ignore[attr-defined]
+    # same content, new mtime: hashed, found unchanged, not re-encoded
+    os.utime(media / "animals" / "cat.txt", ns=(1, 1))
+    assert coll.add([media]).unchanged == 4 and encoder.calls == calls  # type: ignore[attr-defined]
+    write(media / "animals" / "cat.txt", "the cat chases a red laser pointer")
+    changed = coll.add([media])
+    assert (changed.updated, changed.unchanged) == (1, 3)
+    assert names(coll.search("laser pointer", k=1)) == ["cat.txt"]
+    assert coll.catalog.vector_count() == 4  # old vectors replaced, not accumulated
+
+
+def test_prune_removes_items_whose_files_are_gone(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media])
+    (media / "animals" / "dog.txt").unlink()
+    kept = coll.add([media])
+    assert kept.missing == 1 and len(coll) == 4
+    pruned = coll.add([media], prune=True)
+    assert pruned.pruned == 1 and len(coll) == 3
+    assert "dog.txt" not in names(coll.search("dog barks", k=3))
+
+
+def test_where_filter_returns_k_matching_items(tmp_path: Path, open_collection: Open) -> None:
+    media = tmp_path / "media"
+    for i in range(30):
+        write(media / "a" / f"a{i}.txt", f"report number {i} about revenue")
+    for i in range(5):
+        write(media / "scans" / f"s{i}.txt", f"scanned invoice {i}")
+    coll = open_collection()
+    coll.add([media / "a"])
+    coll.add([media / "scans"], metadata={"team": "finance"})
+    hits = coll.search("revenue report", k=4, where={"source": "scans"})
+    assert len(hits) == 4 and all(h.metadata["source"] == "scans" for h in hits)
+    assert len(coll.search("revenue", k=10, where={"team": "finance"})) == 5
+    assert len(coll.search("revenue", k=10, where={"source": ["scans", "a"]})) == 10
+    assert coll.search("revenue", k=3, where={"team": "nobody"}) == []
+    with pytest.raises(InvalidArgumentError, match="unknown filter field"):
+        coll.search("revenue", where={"colour": "red"})
+    with pytest.raises(InvalidArgumentError):
+        coll.search("revenue", where={"bad key!": "x"})
+
+
+def test_modality_filter_and_image_tower(tmp_path: Path, open_collection: Open) -> None:
+    media = tmp_path / "media"
+    png(media / "red.png", (230, 10, 10))
+    png(media / "blue.png", (10, 10, 230))
+    write(media / "red.txt", "red red red")
+    coll = open_collection(model=ModelConfig(text="bow", image="pixels", ocr=None, asr=None))
+    report = coll.add([media])
+    assert report.by_modality == {"image": 2, "text": 1}
+    hits = coll.search("red", k=3, modality="image")
+    assert names(hits) == ["red.png", "blue.png"]
+    assert names(coll.search(Query.image(media / "blue.png"), k=1)) == ["blue.png"]
+
+
+def test_multi_vector_items_count_once(tmp_path: Path, open_collection: Open) -> None:
+    long_text = " ".join(["alpha"] * 150 + ["omega"] * 150)
+    write(tmp_path / "m" / "long.txt", long_text)
+    write(tmp_path / "m" / "short.txt", "omega alpha")
+    coll = open_collection()
+    coll.add([tmp_path / "m"])
+    assert coll.catalog.vector_count() > 2
+    hits = coll.search("omega", k=5)
+    assert sorted(names(hits)) == ["long.txt", "short.txt"]
+
+
+def test_bad_queries(tmp_path: Path, open_collection: Open) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    for bad in ("", "   \n\t"):
+        with pytest.raises(InvalidQueryError, match="empty"):
+            coll.search(bad)
+    for k in (0, -1, 10**9, 2.5, True):
+        with pytest.raises(InvalidArgumentError):
+            coll.search("cat", k=k)  # type: ignore[arg-type]
+    write(tmp_path / "not-an-image.png", "just text")
+    with pytest.raises(InvalidQueryError):
+        coll.search(Query.image(tmp_path / "not-an-image.png"))
+    with pytest.raises(InvalidQueryError, match="not found"):
+        coll.search(Query.image(tmp_path / "missing.png"))
+    with pytest.raises(InvalidArgumentError):
+        coll.search("cat", modality="smell")
+
+
+def test_reopen_rebuilds_a_missing_or_corrupt_index(tmp_path: Path, open_collection: Open, registry) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    before = names(coll.search("invoice consulting", k=4))
+    coll.close()
+    (tmp_path / "coll" / "index" / "faiss.index").write_bytes(b"garbage")
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert names(again.search("invoice consulting", k=4)) == before
+    again.close()
+    (tmp_path / "coll" / "index" / "state.json").unlink()
+    again = Collection.open(tmp_path / "coll", registry=registry, index="hnsw")
+    assert again.config.index.kind == "hnsw"
+    assert names(again.search("invoice consulting", k=4)) == before
+    again.close()
+
+
+def test_missing_and_corrupt_collections(tmp_path: Path, registry) -> None:
+    with pytest.raises(CollectionNotFoundError):
+        Collection.open(tmp_path / "nope", registry=registry)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file").write_text("x")
+    with pytest.raises(CollectionError, match="not an xmodal collection"):
+        Collection.open(tmp_path / "junk", registry=registry, create=True, model=FAKE_MODEL)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(CollectionError, match="corrupt manifest"):
+        Collection.open(tmp_path / "bad", registry=registry)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CollectionError):
+        Collection.open(tmp_path / "afile", registry=registry, create=True)
+
+
+def test_corrupt_catalog_is_a_clear_error(tmp_path: Path, open_collection: Open, registry) -> None:
+    coll = open_collection()
+    coll.close()
+    (tmp_path / "coll" / "catalog.sqlite").write_bytes(b"this is not sqlite" * 100)
+    for extra in ("-wal", "-shm"):
+        (tmp_path / "coll" / f"catalog.sqlite{extra}").unlink(missing_ok=True)
+    with pytest.raises(CollectionError):
+        Collection.open(tmp_path / "coll", registry=registry)
+
+
+def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, registry) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    coll.close()
+    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    with pytest.raises(EncoderMismatchError, match="--reembed"):
+        Collection.open(tmp_path / "coll", registry=registry, model=other)
+    again = Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True)
+    assert again.config.model == other and len(again) == 4
+    assert names(again.search("invoice", k=1)) == ["invoice.txt"]
+    again.close()
+    manifest = json.loads((tmp_path / "coll" / "manifest.json").read_text())
+    assert manifest["config"]["model"]["image"] == "pixels"
+    # a stored encoder whose version changed is detected when the model loads
+    manifest["encoders"]["text"]["version"] = "0"
+    (tmp_path / "coll" / "manifest.json").write_text(json.dumps(manifest))
+    stale = Collection.open(tmp_path / "coll", registry=registry)
+    with pytest.raises(EncoderMismatchError):
+        stale.search("invoice")
+    stale.close()
+
+
+def test_failures_do_not_lose_indexed_items(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media])
+    (media / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (media / "empty.txt").write_bytes(b"")
+    (media / "random.dat").write_bytes(bytes(range(256)) * 8)
+    report = coll.add([media, tmp_path / "does-not-exist"])
+    failed = {Path(p).name: r for p, r in report.failures}
+    assert set(failed) == {"broken.png", "empty.txt", "does-not-exist"}
+    assert report.skipped == 1 and report.unchanged == 4
+    assert len(coll) == 4 and names(coll.search("dog", k=1)) == ["dog.txt"]
+
+
+def test_symlink_loops_terminate(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    (media / "animals" / "loop").symlink_to(media)
+    (media / "self").symlink_to(media / "self")
+    coll = open_collection()
+    report = coll.add([media])
+    assert report.added == 4
+    assert any("loop" in reason or "link" in reason for _, reason in report.failures)
+
+
+def test_hidden_files_and_the_collection_itself_are_skipped(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    write(media / ".secret.txt", "hidden words")
+    coll = open_collection(path=media / "index-here")
+    report = coll.add([media])
+    assert report.added == 4 and report.failed == 0

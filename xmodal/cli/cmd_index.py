@@ -1,0 +1,72 @@
+"""xmodal index PATH... : add files and folders to a collection (incremental)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from xmodal.cli.common import common_parser, parse_pairs, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "index",
+        parents=[common_parser()],
+        help="index files and folders (re-running skips unchanged files)",
+        description="Index files and folders. Unchanged files are skipped by content hash.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to index")
+    p.add_argument("--model", metavar="SPEC", help="encoder for a new collection: default, minilm, clip:DIR, ...")
+    p.add_argument("--index", choices=None, metavar="KIND", help="vector index kind: flat (exact) or hnsw")
+    p.add_argument("--reembed", action="store_true", help="re-embed every item (e.g. with a new --model)")
+    p.add_argument("--prune", action="store_true", help="remove items whose files are gone")
+    p.add_argument("--force", action="store_true", help="re-process files even if unchanged")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for every file (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class TqdmProgress:
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="file", desc="indexing", dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, failed: int) -> None:
+        if self._bar is not None:
+            if failed:
+                self._bar.set_postfix(failed=failed, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from xmodal.collection import Collection
+    from xmodal.errors import InvalidArgumentError
+
+    meta = {k: v if not isinstance(v, list) else v[-1] for k, v in parse_pairs(args.meta, "--meta").items()}
+    if not args.paths and not args.reembed and not args.index:
+        raise InvalidArgumentError("nothing to index: give one or more files or folders")
+    with Collection.open(args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed) as coll:
+        if not args.paths:
+            if not args.json:
+                print(f"collection {coll.path}: {len(coll)} items")
+            return 0
+        progress = None if (args.quiet or args.json) else TqdmProgress()
+        report = coll.add(args.paths, metadata=meta, prune=args.prune, force=args.force, progress=progress)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        for path, reason in report.failures:
+            print(f"failed: {path}: {reason}", file=sys.stderr)
+        print(report.summary())
+    if report.interrupted:
+        return 130
+    return 1 if report.failed else 0

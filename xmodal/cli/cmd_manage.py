@@ -1,0 +1,44 @@
+"""xmodal info / xmodal delete : inspect and edit a collection."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from xmodal.cli.common import common_parser, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("info", parents=[common_parser()], help="show what a collection holds and how it was built")
+    p.set_defaults(func=run_info)
+    d = sub.add_parser("delete", parents=[common_parser()], help="delete items by id")
+    d.add_argument("ids", nargs="+", metavar="ID")
+    d.set_defaults(func=run_delete)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from xmodal.collection import Collection
+
+    with Collection.open(args.collection) as coll:
+        stats = coll.stats()
+    if args.json:
+        print_json(stats)
+    else:
+        for key, value in stats.items():
+            print(f"{key:>12}: {value}")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from xmodal.collection import Collection
+    from xmodal.errors import NotFoundError
+
+    with Collection.open(args.collection) as coll:
+        deleted = coll.delete(args.ids)
+    if args.json:
+        print_json({"deleted": deleted})
+    else:
+        print(f"deleted {deleted} of {len(args.ids)} items")
+    if deleted < len(set(args.ids)):
+        raise NotFoundError(f"{len(set(args.ids)) - deleted} of the ids were not in the collection")
+    return 0

@@ -1,0 +1,49 @@
+"""Options and output helpers shared by every sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from xmodal.errors import InvalidArgumentError
+
+DEFAULT_COLLECTION = ".xmodal"
+
+
+def common_parser() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-c", "--collection", default=DEFAULT_COLLECTION, metavar="DIR", help="collection directory (default ./.xmodal)"
+    )
+    parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parent
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["k=v", "k=w"]`` -> {"k": ["v", "w"]} for filters; single values stay scalars."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidArgumentError(f"{what} must look like key=value, got {pair!r}")
+        if key in out:
+            prev = out[key] if isinstance(out[key], list) else [out[key]]
+            out[key] = [*prev, value]
+        else:
+            out[key] = value
+    return out
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(float(seconds), 60.0)
+    return f"{int(m)}:{s:04.1f}"

@@ -1,0 +1,74 @@
+"""Entry point: ``xmodal COMMAND ...``. A user's mistake prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+from xmodal import __version__
+
+# One module per sub-command, each with register(subparsers); see common.md in the docs.
+COMMANDS = [
+    "xmodal.cli.cmd_index",
+    "xmodal.cli.cmd_search",
+    "xmodal.cli.cmd_manage",
+    "xmodal.cli.cmd_demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xmodal", description="Cross-modal search over your media, offline.")
+    parser.add_argument("--version", action="version", version=f"xmodal {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue  # an optional command whose extra is not installed
+        module.register(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore")
+    for name in ("RapidOCR", "transformers", "sentence_transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from xmodal.errors import XmodalError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except XmodalError as exc:
+        print(f"xmodal: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("xmodal: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"xmodal: internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The demo: build a small mixed corpus from real, freely licensed text (literary quotations from
+Debian's ``fortunes-min``, bundled in xmodal/data/demo), index it, and query it every way.
+
+Text files stay text; some quotations become scanned-looking document images (found by OCR);
+some are spoken with espeak-ng (found by speech recognition, with the seconds of the hit)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCAN_TARGET = "lends you his umbrella"
+SPEECH_TARGET = "My kingdom for a horse"
+N_TEXT, N_SCANS, N_SPEECH = 40, 16, 10
+
+
+@dataclass(frozen=True)
+class DemoQuery:
+    label: str
+    kind: str  # text | image | audio
+    value: str  # the text, or the file for image/audio queries
+    expect: str  # file name expected among the top hits
+
+
+def load_quotes() -> list[str]:
+    raw = resources.files("xmodal").joinpath("data/demo/literature.txt").read_text(encoding="utf-8")
+    return [q.strip() for q in raw.split("\n%\n") if q.strip()]
+
+
+def _slug(i: int, prefix: str) -> str:
+    return f"{prefix}-{i:03d}"
+
+
+def _font(size: int, serif: bool = True) -> Any:
+    from PIL import ImageFont
+
+    names = ["DejaVuSerif.ttf", "DejaVuSans.ttf"] if serif else ["DejaVuSans.ttf", "DejaVuSerif.ttf"]
+    for name in names:
+        for base in ("", "/usr/share/fonts/truetype/dejavu/"):
+            try:
+                return ImageFont.truetype(base + name, size)
+            except OSError:
+                continue
+    return ImageFont.load_default(size=size)
+
+
+def render_document(text: str, path: Path, seed: int, serif: bool = True) -> None:
+    """Render text like a scanned page: off-white paper, slight skew, sensor noise."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    font = _font(rng.choice([26, 28, 30]), serif)
+    lines: list[str] = []
+    for para in text.split("\n"):
+        words, line = para.split(), ""
+        for word in words:
+            trial = f"{line} {word}".strip()
+            if font.getlength(trial) > 900 and line:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    height = 80 + 44 * len(lines)
+    img = Image.new("RGB", (1000, max(height, 200)), (248, 246, 238))
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((50, 40 + 44 * i), line, fill=(25, 25, 30), font=font)
+    img = img.rotate(rng.uniform(-1.2, 1.2), expand=True, fillcolor=(248, 246, 238), resample=Image.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + np.random.default_rng(seed).integers(-12, 12, size=(1, 1, 1))
+    noisy = np.clip(arr + np.random.default_rng(seed).normal(0, 6, arr.shape), 0, 255).astype(np.uint8)
+    out = Image.fromarray(noisy).filter(ImageFilter.GaussianBlur(0.4))
+    if path.suffix == ".jpg":
+        out.save(path, quality=85)
+    else:
+        out.save(path)
+
+
+def speak(text: str, path: Path) -> None:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed")
+    subprocess.run([exe, "-v", "en-us+m3", "-s", "130", "-w", str(path), text], check=True, capture_output=True)
+
+
+def _spoken_form(quote: str) -> str:
+    return quote.split("--")[0].replace("\n", " ").strip()
+
+
+def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQuery]:
+    """Write the demo corpus under ``root``; returns the queries that exercise it."""
+    quotes = load_quotes()
+    scan_i = next(i for i, q in enumerate(quotes) if SCAN_TARGET in q)
+    speech_i = next(i for i, q in enumerate(quotes) if SPEECH_TARGET in q)
+    rng = random.Random(7)
+    rest = [i for i in range(len(quotes)) if i not in (scan_i, speech_i)]
+    rng.shuffle(rest)
+    short = [i for i in rest if len(_spoken_form(quotes[i])) < 110]
+    speech = [speech_i, *short[: N_SPEECH - 1]]
+    scans = [scan_i, *[i for i in rest if i not in speech][: N_SCANS - 1]]
+    texts = [i for i in rest if i not in speech and i not in scans][:N_TEXT]
+    for sub in ("texts", "scans", "recordings", "queries"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in texts:
+        (root / "texts" / f"{_slug(i, 'quote')}.txt").write_text(quotes[i] + "\n", encoding="utf-8")
+    for n, i in enumerate(scans):
+        ext = ".jpg" if n % 3 == 2 else ".png"
+        render_document(quotes[i], root / "scans" / f"{_slug(i, 'scan')}{ext}", seed=i, serif=n % 2 == 0)
+    has_speech = shutil.which("espeak-ng") is not None
+    if has_speech:
+        for i in speech:
+            speak(_spoken_form(quotes[i]), root / "recordings" / f"{_slug(i, 'voice')}.wav")
+    else:
+        log("espeak-ng is not installed: the demo corpus has no recordings (apt-get install espeak-ng)")
+    # query files live apart from the corpus
+    q_img = root / "queries" / "photo-of-a-page.png"
+    render_document(quotes[scans[1]].split("--")[0], q_img, seed=999, serif=False)
+    queries = [
+        DemoQuery("text -> scanned document (OCR)", "text", "banker lending an umbrella", f"{_slug(scan_i, 'scan')}.png"),
+        DemoQuery("text -> recording (speech)", "text", "kingdom for a horse", f"{_slug(speech_i, 'voice')}.wav"),
+        DemoQuery("image -> document", "image", str(q_img), Path(_scan_name(scans, 1)).name),
+    ]
+    if not has_speech:
+        queries = [q for q in queries if not q.expect.endswith(".wav")]
+    else:
+        q_audio = root / "queries" / "spoken-question.wav"
+        speak("who lends you his umbrella when the sun is shining", q_audio)
+        queries.append(DemoQuery("audio -> scanned document", "audio", str(q_audio), f"{_slug(scan_i, 'scan')}.png"))
+    return queries
+
+
+def _scan_name(scans: list[int], n: int) -> str:
+    ext = ".jpg" if n % 3 == 2 else ".png"
+    return f"{_slug(scans[n], 'scan')}{ext}"
+
+
+def run_demo(workdir: Path | None, collection: Path | None, log: Callable[[str], None] = print) -> int:
+    """Build the corpus, index it, run the example queries. Returns how many queries missed."""
+    from xmodal.collection import Collection
+    from xmodal.search import Query
+
+    root = workdir or Path(tempfile.mkdtemp(prefix="xmodal-demo-"))
+    corpus = root / "corpus"
+    log(f"building the demo corpus in {corpus} ...")
+    queries = build_corpus(corpus, log)
+    coll_dir = collection or (root / "collection")
+    from xmodal.cli.cmd_index import TqdmProgress
+
+    with Collection.open(coll_dir, create=True) as coll:
+        report = coll.add([corpus / "texts", corpus / "scans", corpus / "recordings"], progress=TqdmProgress())
+        log(f"indexed into {coll.path}: {report.summary()}")
+        missed = 0
+        for q in queries:
+            query = Query.text(q.value) if q.kind == "text" else getattr(Query, q.kind)(q.value)
+            hits = coll.search(query, k=3)
+            names = [h.metadata.get("name") for h in hits]
+            ok = q.expect in names
+            missed += 0 if ok else 1
+            shown = q.value if q.kind == "text" else Path(q.value).name
+            log(f"\n[{'ok' if ok else 'MISS'}] {q.label}: {shown!r} (expect {q.expect})")
+            for rank, h in enumerate(hits, 1):
+                span = f" at {h.start:.1f}-{h.end:.1f}s" if h.start is not None else ""
+                snippet = (h.snippet or "").replace("\n", " ")[:60]
+                log(f"   {rank}. {h.score:.3f} {h.modality.value:<5} {h.metadata.get('name')}{span}  {snippet!r}")
+    log(f"\ntry it yourself:  xmodal search \"a man turns into a bug\" -c {coll_dir}")
+    return missed
