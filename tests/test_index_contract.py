@@ -126,7 +126,7 @@ def test_persist_and_reopen(config: IndexConfig, tmp_path: Path) -> None:
 
 def test_k_larger_than_count_and_empty(config: IndexConfig) -> None:
     index = create_index(config, DIM)
-    s, i = index.search(np.ones((1, DIM), dtype=np.float32) / np.sqrt(DIM), 4)
+    _, i = index.search(np.ones((1, DIM), dtype=np.float32) / np.sqrt(DIM), 4)
     assert (i == -1).all()
     rng = np.random.default_rng(4)
     index.add(np.array([1, 2]), unit(rng, 2))

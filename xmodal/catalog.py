@@ -190,7 +190,8 @@ class Catalog:
 
     def delete_items(self, ids: Iterable[str]) -> tuple[list[str], list[int]]:
         """Delete items (and their vectors). Returns (deleted ids, removed vids)."""
-        deleted, vids = [], []
+        deleted: list[str] = []
+        vids: list[int] = []
         for item_id in ids:
             vids.extend(r[0] for r in self._db.execute("SELECT vid FROM vectors WHERE item_id = ?", (item_id,)))
             cur = self._db.execute("DELETE FROM items WHERE id = ?", (item_id,))
@@ -219,7 +220,7 @@ class Catalog:
 
     def uris_under(self, prefixes: Sequence[str]) -> list[tuple[str, str]]:
         """(id, uri) of items whose uri starts with one of the prefixes."""
-        out = []
+        out: list[tuple[str, str]] = []
         for prefix in prefixes:
             like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             out.extend(self._db.execute("SELECT id, uri FROM items WHERE uri LIKE ? ESCAPE '\\'", (like,)))

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 SCAN_TARGET = "lends you his umbrella"
-SPEECH_TARGET = "My kingdom for a horse"
+SPEECH_TARGET = "If you tell the truth you don't have to remember"
+SPOKEN_QUERY_TARGET = "Truth is the most valuable thing we have"
 N_TEXT, N_SCANS, N_SPEECH = 40, 16, 10
 
 
@@ -74,7 +75,7 @@ def render_document(text: str, path: Path, seed: int, serif: bool = True) -> Non
     draw = ImageDraw.Draw(img)
     for i, line in enumerate(lines):
         draw.text((50, 40 + 44 * i), line, fill=(25, 25, 30), font=font)
-    img = img.rotate(rng.uniform(-1.2, 1.2), expand=True, fillcolor=(248, 246, 238), resample=Image.BICUBIC)
+    img = img.rotate(rng.uniform(-1.2, 1.2), expand=True, fillcolor=(248, 246, 238), resample=Image.Resampling.BICUBIC)
     arr = np.asarray(img).astype(np.int16) + np.random.default_rng(seed).integers(-12, 12, size=(1, 1, 1))
     noisy = np.clip(arr + np.random.default_rng(seed).normal(0, 6, arr.shape), 0, 255).astype(np.uint8)
     out = Image.fromarray(noisy).filter(ImageFilter.GaussianBlur(0.4))
@@ -100,12 +101,13 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
     quotes = load_quotes()
     scan_i = next(i for i, q in enumerate(quotes) if SCAN_TARGET in q)
     speech_i = next(i for i, q in enumerate(quotes) if SPEECH_TARGET in q)
+    spoken_q_i = next(i for i, q in enumerate(quotes) if SPOKEN_QUERY_TARGET in q)
     rng = random.Random(7)
-    rest = [i for i in range(len(quotes)) if i not in (scan_i, speech_i)]
+    rest = [i for i in range(len(quotes)) if i not in (scan_i, speech_i, spoken_q_i)]
     rng.shuffle(rest)
     short = [i for i in rest if len(_spoken_form(quotes[i])) < 110]
     speech = [speech_i, *short[: N_SPEECH - 1]]
-    scans = [scan_i, *[i for i in rest if i not in speech][: N_SCANS - 1]]
+    scans = [scan_i, spoken_q_i, *[i for i in rest if i not in speech][: N_SCANS - 2]]
     texts = [i for i in rest if i not in speech and i not in scans][:N_TEXT]
     for sub in ("texts", "scans", "recordings", "queries"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -122,18 +124,20 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
         log("espeak-ng is not installed: the demo corpus has no recordings (apt-get install espeak-ng)")
     # query files live apart from the corpus
     q_img = root / "queries" / "photo-of-a-page.png"
-    render_document(quotes[scans[1]].split("--")[0], q_img, seed=999, serif=False)
+    render_document(quotes[scans[2]].split("--")[0], q_img, seed=999, serif=False)
     queries = [
-        DemoQuery("text -> scanned document (OCR)", "text", "banker lending an umbrella", f"{_slug(scan_i, 'scan')}.png"),
-        DemoQuery("text -> recording (speech)", "text", "kingdom for a horse", f"{_slug(speech_i, 'voice')}.wav"),
-        DemoQuery("image -> document", "image", str(q_img), Path(_scan_name(scans, 1)).name),
+        DemoQuery(
+            "text -> scanned document (OCR)", "text", "banker lending an umbrella", f"{_slug(scan_i, 'scan')}.png"
+        ),
+        DemoQuery("text -> recording (speech)", "text", "tell the truth", f"{_slug(speech_i, 'voice')}.wav"),
+        DemoQuery("image -> document", "image", str(q_img), _scan_name(scans, 2)),
     ]
     if not has_speech:
         queries = [q for q in queries if not q.expect.endswith(".wav")]
     else:
         q_audio = root / "queries" / "spoken-question.wav"
-        speak("who lends you his umbrella when the sun is shining", q_audio)
-        queries.append(DemoQuery("audio -> scanned document", "audio", str(q_audio), f"{_slug(scan_i, 'scan')}.png"))
+        speak(SPOKEN_QUERY_TARGET, q_audio)
+        queries.append(DemoQuery("audio -> scanned document", "audio", str(q_audio), _scan_name(scans, 1)))
     return queries
 
 
@@ -170,5 +174,5 @@ def run_demo(workdir: Path | None, collection: Path | None, log: Callable[[str],
                 span = f" at {h.start:.1f}-{h.end:.1f}s" if h.start is not None else ""
                 snippet = (h.snippet or "").replace("\n", " ")[:60]
                 log(f"   {rank}. {h.score:.3f} {h.modality.value:<5} {h.metadata.get('name')}{span}  {snippet!r}")
-    log(f"\ntry it yourself:  xmodal search \"a man turns into a bug\" -c {coll_dir}")
+    log(f'\ntry it yourself:  xmodal search "a man turns into a bug" -c {coll_dir}')
     return missed

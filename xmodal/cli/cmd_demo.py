@@ -9,7 +9,9 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="build, index and search a small mixed demo corpus")
-    p.add_argument("--dir", type=Path, default=Path("demo-data"), help="where to write the corpus (default ./demo-data)")
+    p.add_argument(
+        "--dir", type=Path, default=Path("demo-data"), help="where to write the corpus (default ./demo-data)"
+    )
     p.add_argument("-c", "--collection", type=Path, default=None, help="collection directory (default DIR/collection)")
     p.set_defaults(func=run)
 

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     meta = {k: v if not isinstance(v, list) else v[-1] for k, v in parse_pairs(args.meta, "--meta").items()}
     if not args.paths and not args.reembed and not args.index:
         raise InvalidArgumentError("nothing to index: give one or more files or folders")
-    with Collection.open(args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed) as coll:
+    with Collection.open(
+        args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed
+    ) as coll:
         if not args.paths:
             if not args.json:
                 print(f"collection {coll.path}: {len(coll)} items")

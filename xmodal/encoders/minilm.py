@@ -51,9 +51,9 @@ class MiniLMEncoder(Encoder):
         except Exception as exc:
             raise ModelError(f"could not load text model from {path}: {exc}") from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dim = int(get_dim() or 384)
+        self.dim = int(get_dim() or 384)  # type: ignore[arg-type]
         self.space = MINILM_SPACE
-        self.max_seq_length = int(self._model.max_seq_length)
+        self.max_seq_length = int(self._model.max_seq_length or 256)
 
     def settings(self) -> dict[str, Any]:
         return {"max_seq_length": self.max_seq_length, "pooling": "mean", "normalize": True}

@@ -62,18 +62,29 @@ def load_asr(name: str) -> SpeechRecognizer:
     return engine
 
 
-def group_words(words: list[Word], max_seconds: float = 10.0, max_gap: float = 0.5) -> list[Segment]:
-    """Group timed words into segments, breaking at long pauses or after ``max_seconds``."""
-    segments: list[Segment] = []
+def group_words(
+    words: list[Word], max_seconds: float = 10.0, max_gap: float = 0.5, min_words: int = 4
+) -> list[Segment]:
+    """Group timed words into segments, breaking at pauses longer than ``max_gap`` or after
+    ``max_seconds``. A group shorter than ``min_words`` joins its neighbour: one or two words
+    alone carry too little meaning to embed."""
+    groups: list[list[Word]] = []
     current: list[Word] = []
     for word in words:
         if current and (word.start - current[-1].end > max_gap or word.end - current[0].start > max_seconds):
-            segments.append(_segment(current))
+            groups.append(current)
             current = []
         current.append(word)
     if current:
-        segments.append(_segment(current))
-    return segments
+        groups.append(current)
+    merged: list[list[Word]] = []
+    for group in groups:
+        short = merged and (len(group) < min_words or len(merged[-1]) < min_words)
+        if short and group[-1].end - merged[-1][0].start <= max_seconds * 1.5:
+            merged[-1] = merged[-1] + group
+            continue
+        merged.append(group)
+    return [_segment(g) for g in merged]
 
 
 def _segment(words: list[Word]) -> Segment:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import numpy as np
+
 from xmodal.errors import MissingDependencyError
 from xmodal.extract.base import SpeechRecognizer, Word
 from xmodal.media.audio import AudioClip
@@ -28,7 +30,15 @@ class PocketSphinxRecognizer(SpeechRecognizer):
             self.version = "pocketsphinx"
 
     def transcribe(self, clip: AudioClip) -> list[Word]:
-        pcm = clip.resampled(RATE).to_pcm16()
+        samples = clip.resampled(RATE).samples
+        words: list[Word] = []
+        for start, end in split_points(samples, RATE):
+            offset = start / RATE
+            part = AudioClip(samples[start:end], RATE)
+            words.extend(Word(w.text, w.start + offset, w.end + offset) for w in self._decode(part.to_pcm16()))
+        return words
+
+    def _decode(self, pcm: bytes) -> list[Word]:
         d = self._decoder
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
@@ -41,3 +51,23 @@ class PocketSphinxRecognizer(SpeechRecognizer):
             token = token.split("(")[0]  # alternate pronunciations look like "read(2)"
             words.append(Word(token, seg.start_frame / self._frate, (seg.end_frame + 1) / self._frate))
         return words
+
+
+def split_points(samples: np.ndarray, rate: int, target: float = 30.0, slack: float = 5.0) -> list[tuple[int, int]]:
+    """Cut long audio into ~``target``-second utterances at the quietest moment near each cut,
+    so a word is rarely split and memory stays bounded for hour-long recordings."""
+    n = samples.shape[0]
+    if n <= int((target + slack) * rate):
+        return [(0, n)]
+    frame = rate // 20  # 50 ms
+    cuts, start = [], 0
+    while n - start > int((target + slack) * rate):
+        lo, hi = start + int((target - slack) * rate), start + int((target + slack) * rate)
+        window = samples[lo:hi]
+        usable = window[: window.shape[0] // frame * frame].reshape(-1, frame)
+        quietest = int(np.argmin((usable.astype(np.float64) ** 2).mean(axis=1)))
+        cut = lo + quietest * frame + frame // 2
+        cuts.append((start, cut))
+        start = cut
+    cuts.append((start, n))
+    return cuts

@@ -28,8 +28,7 @@ def load_image(src: Path | bytes, limits: MediaLimits | None = None):  # type: i
                         f"image is {width}x{height} pixels; the limit is {limits.max_image_pixels:,} pixels"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb(img)
+                return _to_rgb(ImageOps.exif_transpose(img) or img)
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck unit bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+demo: setup
+	$(BIN)/xmodal demo
+
+lint: setup
+	$(BIN)/ruff check xmodal tests bench scripts
+	$(BIN)/ruff format --check xmodal tests bench scripts
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: setup
+	$(BIN)/python bench/bench_core.py
+
+clean:
+	rm -rf demo-data .xmodal .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""The CLI as a user runs it: one clear line and a non-zero exit for every mistake."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BagOfWordsEncoder, write
+from tests.media_makers import png
+from xmodal.cli.main import main
+from xmodal.encoders import registry as registry_module
+from xmodal.encoders.registry import EncoderRegistry
+
+
+@pytest.fixture(autouse=True)
+def fake_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = EncoderRegistry()
+    reg.register("bow", BagOfWordsEncoder)
+    monkeypatch.setattr(registry_module, "_default", reg)
+
+
+def media(root: Path) -> Path:
+    write(root / "docs" / "revenue.txt", "quarterly revenue grew twelve percent")
+    write(root / "docs" / "cat.txt", "the cat sleeps on the mat")
+    write(root / "notes" / "invoice.txt", "invoice for consulting")
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("xmodal: error: "), err
+    assert "Traceback" not in err
+
+
+def test_index_then_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coll = str(tmp_path / "c")
+    code, out, err = run(capsys, "index", str(media(tmp_path / "m")), "--model", "bow", "-c", coll)
+    assert code == 0 and "3 added" in out and "0 failed" in out
+    assert "indexing" in err and "file" in err  # the progress bar
+    code, out, _ = run(capsys, "index", str(tmp_path / "m"), "-c", coll, "--quiet")
+    assert code == 0 and "3 unchanged" in out
+    code, out, _ = run(capsys, "search", "quarterly revenue", "-c", coll, "-k", "2", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["query"] == "quarterly revenue"
+    first = data["hits"][0]
+    assert {"id", "uri", "modality", "score", "metadata", "start", "end"} <= set(first)
+    assert first["uri"].endswith("revenue.txt") and first["start"] is None and len(data["hits"]) == 2
+    code, out, _ = run(capsys, "search", "invoice", "-c", coll, "--where", "folder=notes", "--json")
+    assert [Path(h["uri"]).name for h in json.loads(out)["hits"]] == ["invoice.txt"]
+    code, out, _ = run(capsys, "search", "cat", "-c", coll)
+    assert code == 0 and "cat.txt" in out.splitlines()[0]
+    code, out, _ = run(capsys, "info", "-c", coll, "--json")
+    assert json.loads(out)["items"] == 3
+    hit_id = first["id"]
+    code, out, _ = run(capsys, "delete", hit_id, "-c", coll)
+    assert code == 0 and "deleted 1" in out
+    code, _, err = run(capsys, "delete", hit_id, "-c", coll)
+    assert code != 0
+    assert_one_line_error(err)
+
+
+def test_failures_give_summary_and_nonzero_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = media(tmp_path / "m")
+    (root / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x01" * 10)
+    (root / "zero.wav").write_bytes(b"")
+    code, out, err = run(capsys, "index", str(root), "--model", "bow", "-c", str(tmp_path / "c"), "-q")
+    assert code == 1
+    assert "3 added" in out and "2 failed" in out
+    assert "bad.png" in err and "zero.wav" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["search", ""], "empty"),
+        (["search", "   "], "empty"),
+        (["search"], "exactly one query"),
+        (["search", "cat", "--image", "x.png"], "exactly one query"),
+        (["search", "cat", "-k", "0"], "k must be"),
+        (["search", "cat", "--where", "novalue"], "key=value"),
+        (["search", "cat", "--where", "nosuchfield=1"], "unknown filter field"),
+        (["search", "--image", "MEDIA/docs/cat.txt"], "not usable"),
+        (["search", "--image", "MEDIA/nope.png"], "not found"),
+        (["search", "--audio", "MEDIA/docs/cat.txt"], "not usable"),
+        (["index"], "nothing to index"),
+        (["index", "MEDIA", "--meta", "oops"], "key=value"),
+        (["index", "MEDIA", "--index", "annoy"], "unknown index kind"),
+    ],
+)
+def test_user_mistakes_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    root = media(tmp_path / "m")
+    coll = str(tmp_path / "c")
+    assert run(capsys, "index", str(root), "--model", "bow", "-c", coll, "-q")[0] == 0
+    argv = [a.replace("MEDIA", str(root)) for a in argv]
+    code, _, err = run(capsys, *argv, "-c", coll)
+    assert code != 0
+    assert_one_line_error(err)
+    assert needle in err
+
+
+def test_missing_and_corrupt_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "search", "cat", "-c", str(tmp_path / "none"))
+    assert code == 3 and "no collection" in err
+    assert_one_line_error(err)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("garbage")
+    code, _, err = run(capsys, "search", "cat", "-c", str(bad))
+    assert code == 3
+    assert_one_line_error(err)
+
+
+def test_model_mismatch_needs_reembed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, coll = media(tmp_path / "m"), str(tmp_path / "c")
+    run(capsys, "index", str(root), "--model", "bow", "-c", coll, "-q")
+    code, _, err = run(capsys, "index", str(root), "--model", "minilm", "-c", coll, "-q")
+    assert code == 3 and "--reembed" in err
+    assert_one_line_error(err)
+
+
+def _unprivileged() -> list[str]:
+    """A prefix that makes the child honour file permissions. Root reads everything, so drop
+    the capabilities that let it (setpriv, from util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a file unreadable")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, "--bounding-set", caps, "--inh-caps", caps]
+
+
+def test_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
+    root = media(tmp_path / "m")
+    secret = png(root / "secret.png")
+    secret.chmod(0)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = (
+        "import sys; from tests.conftest import BagOfWordsEncoder; "
+        "from xmodal.encoders.registry import default_registry; "
+        "default_registry().register('bow', BagOfWordsEncoder); "
+        "from xmodal.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [*_unprivileged(), sys.executable, "-c", script, "index", str(root), "--model", "bow"]
+    proc = subprocess.run(
+        [*argv, "-c", str(tmp_path / "c"), "-q"], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "secret.png: permission denied" in proc.stderr and "Traceback" not in proc.stderr
+    assert "3 added" in proc.stdout and "1 failed" in proc.stdout
