@@ -1,0 +1,92 @@
+"""Issue 2's bad inputs through the whole ingest path: each is reported with its reason, the
+rest is indexed, and nothing already indexed is lost."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write
+from tests.media_makers import bomb_png, empty_wav, long_wav_header, png, wav
+from xmodal.collection import Collection
+from xmodal.errors import CollectionError
+
+Open = Callable[..., Collection]
+
+
+def test_bad_files_are_reported_and_nothing_is_lost(tmp_path: Path, open_collection: Open) -> None:
+    good = tmp_path / "good"
+    write(good / "keep.txt", "precious words about the harbour lighthouse")
+    coll = open_collection()
+    assert coll.add([good]).added == 1
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = png(bad / "whole.png", size=(200, 200)).read_bytes()
+    (bad / "whole.png").unlink()
+    (bad / "truncated.png").write_bytes(data[: len(data) // 3])
+    (bad / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x13" * 300)
+    (bad / "zero.txt").write_bytes(b"")
+    bomb_png(bad / "huge.png")
+    empty_wav(bad / "silence.wav")
+    long_wav_header(bad / "two-hours.wav", seconds=2 * 3600)
+    png(bad / "actually-a-picture.wav", (10, 200, 10))  # lying extension: indexed as an image
+    wav(bad / "actually-a-sound.txt")  # lying extension: indexed as audio
+    (bad / "latin1.txt").write_bytes("Un café à Paris près du phare".encode("latin-1"))
+
+    report = coll.add([bad])
+    reasons = {Path(p).name: r for p, r in report.failures}
+    assert set(reasons) == {"truncated.png", "corrupt.jpg", "zero.txt", "huge.png", "silence.wav", "two-hours.wav"}
+    assert "pixels" in reasons["huge.png"]
+    assert "min long" in reasons["two-hours.wav"]
+    assert "no samples" in reasons["silence.wav"]
+    assert "empty" in reasons["zero.txt"]
+    assert report.added == 3 and report.by_modality == {"image": 1, "audio": 1, "text": 1}
+    kinds = {i.metadata["name"]: i.modality.value for i in coll.items()}
+    assert kinds["actually-a-picture.wav"] == "image" and kinds["actually-a-sound.txt"] == "audio"
+    latin = next(i for i in coll.items() if i.metadata["name"] == "latin1.txt")
+    assert "café" in latin.text and latin.metadata["encoding"] == "cp1252"
+    assert coll.search("harbour lighthouse", k=1)[0].metadata["name"] == "keep.txt"
+    assert len(coll) == 4
+
+
+def test_interrupted_ingest_keeps_what_was_committed(tmp_path: Path, open_collection: Open, registry) -> None:
+    media = tmp_path / "m"
+    for i in range(6):
+        write(media / f"f{i}.txt", f"document number {i}")
+
+    class StopAfterThree:
+        n = 0
+
+        def start(self, total: int) -> None:
+            pass
+
+        def advance(self, failed: int) -> None:
+            self.n += 1
+            if self.n == 3:
+                raise KeyboardInterrupt
+
+        def close(self) -> None:
+            pass
+
+    coll = open_collection()
+    report = coll.add([media], progress=StopAfterThree(), batch_size=1)
+    assert report.interrupted and len(coll) == 2
+    coll.close()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert len(again) == 2 and again.catalog.vector_count() == len(again.index) == 2
+    assert again.add([media]).added == 4
+    again.close()
+
+
+def test_a_second_writer_is_refused(tmp_path: Path, open_collection: Open) -> None:
+    coll = open_collection()
+    write(tmp_path / "m" / "a.txt", "words")
+    with open(tmp_path / "coll" / "lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CollectionError, match="another process"):
+            coll.add([tmp_path / "m"])
+    assert coll.add([tmp_path / "m"]).added == 1
