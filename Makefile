@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup setup-test demo test lint typecheck unit bench clean
 
 setup: $(VENV)/.installed
 
@@ -10,17 +10,23 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
+setup-test: $(VENV)/.test-installed
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	bash scripts/setup.sh --test
+	touch $@
+
 demo: setup
 	$(BIN)/xmodal demo
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check xmodal tests bench scripts
 	$(BIN)/ruff format --check xmodal tests bench scripts
 
-typecheck: setup
+typecheck: setup-test
 	$(BIN)/mypy
 
-unit: setup
+unit: setup-test
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

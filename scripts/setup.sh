@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# usage: scripts/setup.sh [--test]   (--test adds what the test suite needs: a real browser)
 SYSTEM_PACKAGES=(espeak-ng sox libsndfile1 fonts-dejavu-core)
-if [[ "${XMODAL_BROWSER_TESTS:-1}" == "1" ]]; then
+if [[ "${1:-}" == "--test" ]]; then
   SYSTEM_PACKAGES+=(chromium chromium-driver)
 fi
 
