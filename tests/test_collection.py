@@ -241,3 +241,19 @@ def test_hidden_files_and_the_collection_itself_are_skipped(tmp_path: Path, open
     coll = open_collection(path=media / "index-here")
     report = coll.add([media])
     assert report.added == 4 and report.failed == 0
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "milvus"])
+def test_other_index_engines_behind_the_collection(tmp_path: Path, open_collection: Open, registry, kind: str) -> None:
+    if kind == "milvus":
+        pytest.importorskip("pymilvus")
+    coll = open_collection(index=kind)
+    coll.add([corpus(tmp_path / "media")])
+    assert names(coll.search("quarterly revenue", k=1)) == ["revenue.txt"]
+    assert len(coll.search("revenue", k=10, where={"folder": "animals"})) == 2
+    coll.delete([coll.search("dog", k=1)[0].id])
+    coll.close()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert again.config.index.kind == kind and len(again.index) == 3
+    assert "dog.txt" not in names(again.search("dog barks", k=3))
+    again.close()

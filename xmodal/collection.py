@@ -174,7 +174,7 @@ class Collection:
 
     def _rebuild_index(self, config: IndexConfig) -> VectorIndex:
         """The catalog holds every vector: the ANN index is derived and can always be rebuilt."""
-        index = create_index(config, self.dim)
+        index = create_index(config, self.dim, self.path / INDEX_DIR)
         for ids, vecs in self.catalog.all_vectors(self.dim):
             index.add(ids, vecs)
         self.index = index

@@ -221,7 +221,7 @@ def reembed_all(coll: Collection, embedder: Embedder, dim: int) -> IngestReport:
         vectors = embedder.encode([extracted])[0]
         rows.append((item, extracted, vectors))
         report.updated += 1
-    coll.index = create_index(coll.config.index, dim)
+    coll.index = create_index(coll.config.index, dim, coll.path / "index")
     coll.dim = dim
     with coll.catalog.transaction():
         for item, extracted, vectors in rows:

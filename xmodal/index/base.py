@@ -42,10 +42,11 @@ class VectorIndex(ABC):
 
     kind: ClassVar[str] = "base"
 
-    def __init__(self, dim: int, **params: Any) -> None:
+    def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         if dim <= 0:
             raise InvalidArgumentError(f"index dimension must be positive, got {dim}")
         self.dim = int(dim)
+        self.location = location
         self.params = params
 
     @abstractmethod
@@ -68,7 +69,8 @@ class VectorIndex(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, dim: int, **params: Any) -> VectorIndex: ...
+    def load(cls, path: Path, dim: int, **params: Any) -> VectorIndex:
+        """Open the index saved at ``path`` (a directory)."""
 
     def __len__(self) -> int:
         return int(self.ids().shape[0])

@@ -50,8 +50,8 @@ class FaissFlatIndex(VectorIndex):
 
     kind = "flat"
 
-    def __init__(self, dim: int, **params: Any) -> None:
-        super().__init__(dim, **params)
+    def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
+        super().__init__(dim, location, **params)
         faiss = _faiss()
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
@@ -106,8 +106,8 @@ class FaissHNSWIndex(VectorIndex):
     kind = "hnsw"
     COMPACT_RATIO = 0.25
 
-    def __init__(self, dim: int, **params: Any) -> None:
-        super().__init__(dim, **params)
+    def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
+        super().__init__(dim, location, **params)
         self.m = int(params.get("m", 32))
         self.ef_construction = int(params.get("ef_construction", 80))
         self.ef_search = int(params.get("ef_search", 64))

@@ -13,6 +13,7 @@ from xmodal.index.base import IndexConfig, VectorIndex
 _BUILTINS = {
     "flat": "xmodal.index.faiss_index:FaissFlatIndex",
     "hnsw": "xmodal.index.faiss_index:FaissHNSWIndex",
+    "milvus": "xmodal.index.milvus_index:MilvusIndex",
 }
 
 
@@ -38,8 +39,10 @@ def index_class(kind: str) -> type[VectorIndex]:
     return cls  # type: ignore[no-any-return]
 
 
-def create_index(config: IndexConfig, dim: int) -> VectorIndex:
-    return index_class(config.kind)(dim, **config.params)
+def create_index(config: IndexConfig, dim: int, location: Path | None = None) -> VectorIndex:
+    """A new, empty index. ``location`` is the directory it will be saved in; engines that
+    store data in place (Milvus) keep it there from the start."""
+    return index_class(config.kind)(dim, location=location, **config.params)
 
 
 def load_index(config: IndexConfig, path: Path, dim: int) -> VectorIndex:
