@@ -1,0 +1,198 @@
+"""Tiny randomly initialised CLIP / SigLIP / CLAP checkpoints, built offline for tests.
+
+Each builder writes a complete ``save_pretrained`` directory (config, weights, tokenizer and
+processor files) that ``xmodal.encoders.registry`` can load by spec (``clip:DIR``) or by bare
+directory. The tokenizers are real transformers tokenizers over tiny vocabularies made here: a
+character-level byte-BPE for CLIP and CLAP (RoBERTa), and a SentencePiece model trained on a
+few sentences for SigLIP (needs the ``sentencepiece`` package). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+SIGLIP_CORPUS = [
+    "a photo of a cat",
+    "a photo of a dog",
+    "a red square on a blue background",
+    "the quick brown fox jumps over the lazy dog",
+    "green trees and a yellow sun",
+]
+
+
+def _clip_tokenizer() -> object:
+    from transformers import CLIPTokenizer
+
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in LETTERS:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    # a few merges, so words are more than single characters
+    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "e"), ("re", "d</w>")]
+    for token in ("ca", "cat</w>", "do", "dog</w>", "re", "red</w>"):
+        vocab[token] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
+
+
+def make_tiny_clip(directory: Path, seed: int = 0, projection_dim: int = 8) -> Path:
+    """A CLIP with 1-layer towers, 32x32 images in 8x8 patches, a 16-token text window."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = _clip_tokenizer()
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),  # type: ignore[arg-type]
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=projection_dim,
+    )
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+def _siglip_tokenizer(workdir: Path) -> object:
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    prefix = workdir / "spiece"
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SIGLIP_CORPUS * 4),
+        model_prefix=str(prefix),
+        vocab_size=48,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        num_threads=1,
+    )
+    return SiglipTokenizer(vocab_file=str(prefix) + ".model", model_max_length=16)
+
+
+def make_tiny_siglip(directory: Path, seed: int = 0) -> Path:
+    """A SigLIP with 1-layer towers, 32x32 images, 16-d embeddings, text padded to 16 tokens."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    tokenizer = _siglip_tokenizer(directory.parent / f".{directory.name}-spm")
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),  # type: ignore[arg-type]
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "pad_token_id": tokenizer.pad_token_id,  # type: ignore[attr-defined]
+            "eos_token_id": tokenizer.eos_token_id,  # type: ignore[attr-defined]
+            "bos_token_id": None,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+    )
+    torch.manual_seed(seed)
+    model = SiglipModel(config).eval()
+    image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+def _roberta_tokenizer() -> object:
+    from transformers import RobertaTokenizer
+
+    vocab: dict[str, int] = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4, "\u0120": 5}
+    merges: list[tuple[str, str]] = []
+    for c in LETTERS:
+        vocab[c] = len(vocab)
+        vocab["\u0120" + c] = len(vocab)
+        merges.append(("\u0120", c))
+    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=32)
+
+
+def make_tiny_clap(directory: Path, seed: int = 0, truncation: str = "rand_trunc") -> Path:
+    """A CLAP with a 1-layer text tower and a 2-stage HTSAT audio tower over 1 s, 16-mel input.
+
+    The feature extractor keeps CLAP's 48 kHz rate and 10 ms hop, so a 1 s window is 101 frames,
+    which the 64-wide spectrogram "image" (freq ratio 4) accepts.
+    """
+    import torch
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    tokenizer = _roberta_tokenizer()
+    config = ClapConfig(
+        text_config={
+            "vocab_size": len(tokenizer),  # type: ignore[arg-type]
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 34,
+            "projection_dim": 8,
+        },
+        audio_config={
+            "num_mel_bins": 16,
+            "spec_size": 64,
+            "window_size": 4,
+            "patch_size": 4,
+            "patch_stride": [4, 4],
+            "depths": [1, 1],
+            "num_attention_heads": [2, 2],
+            "patch_embeds_hidden_size": 16,
+            "hidden_size": 32,
+            "projection_dim": 8,
+            "enable_fusion": False,
+        },
+        projection_dim=8,
+    )
+    torch.manual_seed(seed)
+    model = ClapModel(config).eval()
+    features = ClapFeatureExtractor(
+        feature_size=16,
+        sampling_rate=48_000,
+        hop_length=480,
+        max_length_s=1,
+        fft_window_size=256,
+        truncation=truncation,
+        padding="repeatpad",
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    ClapProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
