@@ -9,7 +9,12 @@ few sentences for SigLIP (needs the ``sentencepiece`` package). Nothing is downl
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from xmodal.encoders.hf_common import quiet_transformers
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SIGLIP_CORPUS = [
@@ -19,6 +24,17 @@ SIGLIP_CORPUS = [
     "the quick brown fox jumps over the lazy dog",
     "green trees and a yellow sun",
 ]
+
+
+def _quietly(builder: Callable[..., Path]) -> Callable[..., Path]:
+    """Build without transformers' warnings (no torchvision, ...) and progress bars."""
+
+    @functools.wraps(builder)
+    def wrapper(*args: Any, **kwargs: Any) -> Path:
+        with quiet_transformers():
+            return builder(*args, **kwargs)
+
+    return wrapper
 
 
 def _clip_tokenizer() -> object:
@@ -32,9 +48,11 @@ def _clip_tokenizer() -> object:
     merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "e"), ("re", "d</w>")]
     for token in ("ca", "cat</w>", "do", "dog</w>", "re", "red</w>"):
         vocab[token] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
+    # transformers hints list[str], but tokenizers needs (left, right) pairs at run time
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)  # type: ignore[arg-type]
 
 
+@_quietly
 def make_tiny_clip(directory: Path, seed: int = 0, projection_dim: int = 8) -> Path:
     """A CLIP with 1-layer towers, 32x32 images in 8x8 patches, a 16-token text window."""
     import torch
@@ -98,6 +116,7 @@ def _siglip_tokenizer(workdir: Path) -> object:
     return SiglipTokenizer(vocab_file=str(prefix) + ".model", model_max_length=16)
 
 
+@_quietly
 def make_tiny_siglip(directory: Path, seed: int = 0) -> Path:
     """A SigLIP with 1-layer towers, 32x32 images, 16-d embeddings, text padded to 16 tokens."""
     import torch
@@ -143,9 +162,10 @@ def _roberta_tokenizer() -> object:
         vocab[c] = len(vocab)
         vocab["\u0120" + c] = len(vocab)
         merges.append(("\u0120", c))
-    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=32)
+    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=32)  # type: ignore[arg-type]
 
 
+@_quietly
 def make_tiny_clap(directory: Path, seed: int = 0, truncation: str = "rand_trunc") -> Path:
     """A CLAP with a 1-layer text tower and a 2-stage HTSAT audio tower over 1 s, 16-mel input.
 
