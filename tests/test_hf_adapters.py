@@ -210,6 +210,25 @@ def test_hub_id_offline_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert time.monotonic() - started < 10
 
 
+def test_hub_id_with_unreachable_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused
+    started = time.monotonic()
+    with pytest.raises(ModelError) as exc:
+        _load("siglip:xmodal-tests/no-such-model")
+    assert "cannot reach 127.0.0.1" in _one_line(exc)
+    assert time.monotonic() - started < 10
+
+
 # ---- CLAP ----------------------------------------------------------------------------------------
 
 

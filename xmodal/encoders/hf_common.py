@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import socket
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -54,6 +56,23 @@ class LoadedModel:
 def hub_offline() -> bool:
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     return any(os.environ.get(v, "").strip().lower() in _TRUE for v in names)
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (DNS or TCP failure), or None when it can (or a proxy is set).
+
+    huggingface_hub retries for half a minute without a network; a quick probe fails fast instead.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"cannot reach {host} ({_first_line(exc)})"
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -159,59 +178,75 @@ def _snapshot_dir(ref: str) -> Path:
     return Path(found).parent
 
 
-def load_pretrained(
-    ref: str,
-    encoder: str,
-    model_types: frozenset[str],
-) -> LoadedModel:
+def _from_pretrained(
+    source: str, local_only: bool, encoder: str, model_types: frozenset[str]
+) -> tuple[Any, Any, str]:
+    """(model, processor, model_type); transformers' own exceptions pass through."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoProcessor
+
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+        model_type = str(getattr(config, "model_type", ""))
+        if model_type not in model_types:
+            expected = " or ".join(sorted(model_types))
+            raise ModelError(f"{encoder}: {source} is a {model_type or 'unknown'} model, not {expected}")
+        model = AutoModel.from_pretrained(source, local_files_only=local_only, dtype=torch.float32)
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+    return model, processor, model_type
+
+
+def _load_error(exc: Exception, encoder: str) -> Exception | None:
+    """The error to raise at once for a failure no other attempt can fix, else None."""
+    if isinstance(exc, ModelError):
+        return exc
+    if "sentencepiece" in str(exc).lower():
+        return MissingDependencyError(
+            f"{encoder}: this model's tokenizer needs sentencepiece: pip install sentencepiece"
+        )
+    if isinstance(exc, ImportError):
+        return MissingDependencyError(f"{encoder}: {_first_line(exc)}")
+    return None
+
+
+def load_pretrained(ref: str, encoder: str, model_types: frozenset[str]) -> LoadedModel:
     """Load model + processor from a directory or hub id, checking the architecture.
 
     Offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set) a hub id is looked up in the local cache
-    only. Online, the cache is tried first, so a cached model never waits on the network.
+    only. Online, the cache is tried first, so a cached model never waits on the network, and an
+    unreachable hub is reported at once rather than after huggingface_hub's retries.
     """
     try:
-        import torch
         import transformers
-        from transformers import AutoConfig, AutoModel, AutoProcessor
     except ImportError as exc:
         raise MissingDependencyError(f"{encoder} needs transformers and torch: pip install xmodal") from exc
 
     source, local = _resolve(ref, encoder)
-    attempts = [True] if local or hub_offline() else [True, False]
-    last: Exception | None = None
-    for local_only in attempts:
-        try:
-            with quiet_transformers():
-                config = AutoConfig.from_pretrained(source, local_files_only=local_only)
-                model_type = str(getattr(config, "model_type", ""))
-                if model_type not in model_types:
-                    expected = " or ".join(sorted(model_types))
-                    raise ModelError(f"{encoder}: {ref} is a {model_type or 'unknown'} model, not {expected}")
-                model = AutoModel.from_pretrained(source, local_files_only=local_only, dtype=torch.float32)
-                processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
-            break
-        except ModelError:
-            raise
-        except ImportError as exc:
-            raise MissingDependencyError(f"{encoder}: {_first_line(exc)}") from exc
-        except Exception as exc:  # transformers raises OSError, ValueError, safetensors errors, ...
-            if "sentencepiece" in str(exc).lower():
-                raise MissingDependencyError(
-                    f"{encoder}: this model's tokenizer needs sentencepiece: pip install sentencepiece"
-                ) from exc
-            last = exc
-    else:
-        assert last is not None
+    try:
+        model, processor, model_type = _from_pretrained(source, True, encoder, model_types)
+    except Exception as exc:  # transformers raises OSError, ValueError, safetensors errors, ...
+        if (err := _load_error(exc, encoder)) is not None:
+            raise err from exc
         if local:
-            raise ModelError(f"{encoder}: could not load model from {source}: {_first_line(last)}") from last
+            raise ModelError(f"{encoder}: could not load model from {source}: {_first_line(exc)}") from exc
         if hub_offline():
             raise ModelError(
                 f"{encoder}: {ref!r} is not a local directory and not in the Hugging Face cache "
                 "(offline mode); pass a model directory or download it first"
-            ) from last
-        raise ModelError(
-            f"{encoder}: could not load {ref!r} from the Hugging Face hub: {_first_line(last)}"
-        ) from last
+            ) from exc
+        if problem := _hub_unreachable():
+            raise ModelError(
+                f"{encoder}: {ref!r} is not a local directory or in the Hugging Face cache, "
+                f"and {problem}; pass a model directory"
+            ) from exc
+        try:
+            model, processor, model_type = _from_pretrained(source, False, encoder, model_types)
+        except Exception as exc2:
+            if (err := _load_error(exc2, encoder)) is not None:
+                raise err from exc2
+            raise ModelError(
+                f"{encoder}: could not load {ref!r} from the Hugging Face hub: {_first_line(exc2)}"
+            ) from exc2
 
     directory = Path(source) if local else _snapshot_dir(source)
     model.eval()
