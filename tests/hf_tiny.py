@@ -153,6 +153,59 @@ def make_tiny_siglip(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def _siglip2_tokenizer() -> object:
+    from transformers import Siglip2Tokenizer
+
+    vocab: dict[str, int] = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4, "\u2581": 5}
+    merges: list[tuple[str, str]] = []
+    for c in LETTERS:
+        vocab[c] = len(vocab)
+        vocab["\u2581" + c] = len(vocab)
+        merges.append(("\u2581", c))
+    return Siglip2Tokenizer(vocab=vocab, merges=merges, model_max_length=64)  # type: ignore[arg-type]
+
+
+@_quietly
+def make_tiny_siglip2(directory: Path, seed: int = 0) -> Path:
+    """A SigLIP 2 (NaFlex): 1-layer towers, 16-d embeddings, Gemma-style BPE over letters.
+
+    Siglip2Processor imposes 16-pixel patches and a 256-patch budget at call time, whatever the
+    saved image processor says, so the vision tower is built for exactly that.
+    """
+    import torch
+    from transformers import Siglip2Config, Siglip2ImageProcessor, Siglip2Model, Siglip2Processor
+
+    tokenizer = _siglip2_tokenizer()
+    config = Siglip2Config(
+        text_config={
+            "vocab_size": len(tokenizer),  # type: ignore[arg-type]
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,  # Siglip2Processor pads text to 64 tokens
+            "pad_token_id": 0,
+            "eos_token_id": 1,
+            "bos_token_id": 2,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_patches": 256,
+            "patch_size": 16,
+        },
+    )
+    torch.manual_seed(seed)
+    model = Siglip2Model(config).eval()
+    image_processor = Siglip2ImageProcessor(patch_size=16, max_num_patches=256)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
 def _roberta_tokenizer() -> object:
     from transformers import RobertaTokenizer
 

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from hf_tiny import make_tiny_clap, make_tiny_clip, make_tiny_siglip  # noqa: E402
+from hf_tiny import make_tiny_clap, make_tiny_clip, make_tiny_siglip, make_tiny_siglip2  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
@@ -55,26 +55,30 @@ def _siglip_builder(directory: Path) -> Path:
     return make_tiny_siglip(directory)
 
 
-VISION_MODELS: dict[str, tuple[Callable[[Path], Path], str, Any]] = {
-    # name: (builder, model class, text padding the transformers docs use for it)
-    "clip": (make_tiny_clip, "CLIP", True),
-    "siglip": (_siglip_builder, "Siglip", "max_length"),
+VISION_MODELS: dict[str, tuple[str, Callable[[Path], Path], str, Any]] = {
+    # case: (encoder name, builder, transformers class prefix, text padding the docs use for it)
+    "clip": ("clip", make_tiny_clip, "CLIP", True),
+    "siglip": ("siglip", _siglip_builder, "Siglip", "max_length"),
+    "siglip2": ("siglip", make_tiny_siglip2, "Siglip2", "max_length"),
 }
+_CASES: dict[Path, str] = {}  # model directory -> case
 
 
 @pytest.fixture(scope="module", params=sorted(VISION_MODELS))
 def vision_model(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
-    name = request.param
-    builder = VISION_MODELS[name][0]
-    return name, builder(tmp_path_factory.mktemp(name) / "model")
+    case = request.param
+    name, builder = VISION_MODELS[case][:2]
+    directory = builder(tmp_path_factory.mktemp(case) / "model")
+    _CASES[directory] = case
+    return name, directory
 
 
-def _reference_vision(name: str, directory: Path, texts: list[str], images: list[Image.Image]):
+def _reference_vision(directory: Path, texts: list[str], images: list[Image.Image]):
     import transformers
 
-    prefix, padding = VISION_MODELS[name][1], VISION_MODELS[name][2]
+    prefix, padding = VISION_MODELS[_CASES[directory]][2:]
     model = getattr(transformers, f"{prefix}Model").from_pretrained(directory).eval()
     processor = getattr(transformers, f"{prefix}Processor").from_pretrained(directory)
     with torch.inference_mode():
@@ -110,11 +114,11 @@ def test_vision_vectors_match_model_and_own_processor(vision_model: tuple[str, P
     np.testing.assert_allclose(np.linalg.norm(text_vecs, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(image_vecs, axis=1), 1.0, atol=1e-5)
 
-    ref_text, ref_image = _reference_vision(name, directory, TEXTS, images)
+    ref_text, ref_image = _reference_vision(directory, TEXTS, images)
     np.testing.assert_allclose(text_vecs, ref_text, atol=1e-5)
     np.testing.assert_allclose(image_vecs, ref_image, atol=1e-5)
     short = ["a cat", "dog"]  # no text reaches the length limit: padding rules show
-    ref_short, _ = _reference_vision(name, directory, short, images[:1])
+    ref_short, _ = _reference_vision(directory, short, images[:1])
     np.testing.assert_allclose(encoder.encode_text(short), ref_short, atol=1e-5)
 
 

@@ -67,7 +67,7 @@ class CLAPEncoder(Encoder):
         text_config = loaded.model.config.text_config
         # RoBERTa positions start after the padding index, so two positions are never usable.
         offset = int(getattr(text_config, "pad_token_id", None) or 0) + 1
-        self.max_length = text_max_length(self._tokenizer, text_config, position_offset=offset)
+        self.max_length = text_max_length(loaded.processor, text_config, position_offset=offset)
 
     def settings(self) -> dict[str, Any]:
         fe = self._features

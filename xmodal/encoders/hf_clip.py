@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xmodal.encoders.base import Encoder
-from xmodal.encoders.hf_common import LoadedModel, call_features, jsonable, load_pretrained, text_max_length
+from xmodal.encoders.hf_common import (
+    LoadedModel,
+    call_features,
+    jsonable,
+    load_pretrained,
+    processor_defaults,
+    text_max_length,
+)
 from xmodal.errors import InvalidQueryError
 from xmodal.types import Modality
 
@@ -41,12 +48,14 @@ class _ImageTextEncoder(Encoder):
     default_ref: ClassVar[str] = ""
     model_types: ClassVar[frozenset[str]] = frozenset()
     # "longest" pads each batch to its longest text; "max_length" pads to a fixed length.
-    text_padding: ClassVar[str] = "longest"
+    default_text_padding: ClassVar[str] = "longest"
 
     def __init__(self, ref: str | None = None) -> None:
         loaded: LoadedModel = load_pretrained(ref or self.default_ref, self.name, self.model_types)
         self._model = loaded.model
-        self._tokenizer = loaded.processor.tokenizer
+        # Always call the processor itself, not its parts: processor classes carry their own
+        # call defaults (Siglip2Processor: patch size, patch budget) on top of the saved configs.
+        self._processor = loaded.processor
         self._image_processor = loaded.processor.image_processor
         self.ref = loaded.ref
         self.model_type = loaded.model_type
@@ -57,7 +66,10 @@ class _ImageTextEncoder(Encoder):
         self.version = (
             f"{loaded.model_type}-{loaded.weights_fingerprint};transformers=={loaded.transformers_version}"
         )
-        self.max_length = text_max_length(self._tokenizer, loaded.model.config.text_config)
+        self.max_length = text_max_length(loaded.processor, loaded.model.config.text_config)
+        defaults = processor_defaults(loaded.processor, "text_kwargs")
+        self.text_padding = str(defaults.get("padding") or self.default_text_padding)
+        self._image_defaults = processor_defaults(loaded.processor, "images_kwargs")
 
     @staticmethod
     def _projection_dim(config: Any) -> int:
@@ -70,6 +82,7 @@ class _ImageTextEncoder(Encoder):
             "text_padding": self.text_padding,
             "text_max_length": self.max_length,
             "image": image,
+            "image_call_defaults": jsonable(self._image_defaults),
             "processor_files": self._processor_fingerprint,
         }
 
@@ -81,8 +94,8 @@ class _ImageTextEncoder(Encoder):
         raise InvalidQueryError(f"encoder {self.name!r} cannot encode {modality.value}")
 
     def _encode_text(self, texts: list[str]) -> np.ndarray:
-        tokens = self._tokenizer(
-            texts,
+        tokens = self._processor(
+            text=texts,
             padding=self.text_padding,
             truncation=True,
             max_length=self.max_length,
@@ -91,7 +104,7 @@ class _ImageTextEncoder(Encoder):
         return call_features(self._model.get_text_features, tokens)
 
     def _encode_images(self, images: list[Any]) -> np.ndarray:
-        pixels = self._image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
+        pixels = self._processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
         return call_features(self._model.get_image_features, pixels)
 
 
@@ -99,7 +112,7 @@ class CLIPEncoder(_ImageTextEncoder):
     name = "clip"
     default_ref = "openai/clip-vit-base-patch32"
     model_types = frozenset({"clip"})
-    text_padding = "longest"
+    default_text_padding = "longest"
 
 
 class SigLIPEncoder(_ImageTextEncoder):
@@ -107,7 +120,7 @@ class SigLIPEncoder(_ImageTextEncoder):
     default_ref = "google/siglip-base-patch16-224"
     model_types = frozenset({"siglip", "siglip2"})
     # SigLIP pools the last position, so it must see the fixed-length padding it was trained on.
-    text_padding = "max_length"
+    default_text_padding = "max_length"
 
     @staticmethod
     def _projection_dim(config: Any) -> int:

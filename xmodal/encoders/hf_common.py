@@ -285,10 +285,22 @@ def call_features(method: Callable[..., Any], inputs: Mapping[str, Any]) -> np.n
     return np.asarray(features.detach().to(torch.float32).cpu().numpy(), dtype=np.float32)
 
 
-def text_max_length(tokenizer: Any, config: Any, position_offset: int = 0) -> int:
-    """The tokenizer's max length, capped by the text model's position embeddings."""
+def processor_defaults(processor: Any, group: str) -> dict[str, Any]:
+    """Call defaults a processor class declares for one input kind (``text_kwargs``, ...).
+
+    transformers 5 lets processor classes set these (Siglip2Processor pads text to 64 tokens and
+    cuts images into 16-pixel patches); calling the processor applies them.
+    """
+    value = getattr(type(processor), group, None)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def text_max_length(processor: Any, config: Any, position_offset: int = 0) -> int:
+    """The processor's (or its tokenizer's) max length, capped by the position embeddings."""
     limit = int(getattr(config, "max_position_embeddings", 0) or 0) - position_offset
-    declared = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    declared = processor_defaults(processor, "text_kwargs").get("max_length")
+    declared = int(declared or getattr(tokenizer, "model_max_length", 0) or 0)
     if declared <= 0 or declared > 1_000_000:  # "unset" is a huge sentinel in transformers
         declared = limit
     return max(1, min(declared, limit) if limit > 0 else declared)
