@@ -219,16 +219,33 @@ def _roberta_tokenizer() -> object:
 
 
 @_quietly
-def make_tiny_clap(directory: Path, seed: int = 0, truncation: str = "rand_trunc") -> Path:
-    """A CLAP with a 1-layer text tower and a 2-stage HTSAT audio tower over 1 s, 16-mel input.
+def make_tiny_clap(directory: Path, seed: int = 0, fusion: bool = False) -> Path:
+    """A CLAP with a 1-layer text tower and a 2-stage HTSAT audio tower over a 1 s window.
 
-    The feature extractor keeps CLAP's 48 kHz rate and 10 ms hop, so a 1 s window is 101 frames,
-    which the 64-wide spectrogram "image" (freq ratio 4) accepts.
+    The feature extractor keeps CLAP's 48 kHz rate and 10 ms hop, so the window is 101 frames.
+    Unfused: 16 mel bins, random-crop truncation (like laion/clap-htsat-unfused). Fused: 64 mel
+    bins (the extractor's fusion path assumes 64) and feature fusion (like clap-htsat-fused).
     """
     import torch
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
 
     tokenizer = _roberta_tokenizer()
+    mels = 64 if fusion else 16
+    audio_config: dict[str, Any] = {
+        "num_mel_bins": mels,
+        "spec_size": 128 if fusion else 64,  # frames must fit spec_size * (spec_size // mels)
+        "window_size": 4,
+        "patch_size": 4,
+        "patch_stride": [4, 4],
+        "depths": [1, 1],
+        "num_attention_heads": [2, 2],
+        "patch_embeds_hidden_size": 16,
+        "hidden_size": 32,
+        "projection_dim": 8,
+        "enable_fusion": fusion,
+    }
+    if fusion:
+        audio_config["fusion_type"] = "aff_2d"
     config = ClapConfig(
         text_config={
             "vocab_size": len(tokenizer),  # type: ignore[arg-type]
@@ -239,30 +256,18 @@ def make_tiny_clap(directory: Path, seed: int = 0, truncation: str = "rand_trunc
             "max_position_embeddings": 34,
             "projection_dim": 8,
         },
-        audio_config={
-            "num_mel_bins": 16,
-            "spec_size": 64,
-            "window_size": 4,
-            "patch_size": 4,
-            "patch_stride": [4, 4],
-            "depths": [1, 1],
-            "num_attention_heads": [2, 2],
-            "patch_embeds_hidden_size": 16,
-            "hidden_size": 32,
-            "projection_dim": 8,
-            "enable_fusion": False,
-        },
+        audio_config=audio_config,
         projection_dim=8,
     )
     torch.manual_seed(seed)
     model = ClapModel(config).eval()
     features = ClapFeatureExtractor(
-        feature_size=16,
+        feature_size=mels,
         sampling_rate=48_000,
         hop_length=480,
         max_length_s=1,
-        fft_window_size=256,
-        truncation=truncation,
+        fft_window_size=1024 if fusion else 256,  # 64 mel filters need the full 1024-point FFT
+        truncation="fusion" if fusion else "rand_trunc",
         padding="repeatpad",
     )
     directory.mkdir(parents=True, exist_ok=True)

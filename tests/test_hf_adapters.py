@@ -313,6 +313,19 @@ def test_clap_long_clip_is_deterministic(clap_dir: Path) -> None:
     np.testing.assert_allclose(first[:1], _reference_audio(clap_dir, [long_clip.samples], seed=0), atol=1e-5)
 
 
+def test_clap_fused_model_is_deterministic_and_matches(tmp_path: Path) -> None:
+    """Fusion mode: transformers flags a random clip of each batch as "longer"; ours never depends
+    on the batch, and each clip equals the model + extractor run on that clip alone."""
+    directory = make_tiny_clap(tmp_path / "fused", fusion=True)
+    encoder = _load(str(directory))
+    clips = [AudioClip(_tone(500, 1.6, 48_000), 48_000), AudioClip(_tone(900, 0.4, 48_000), 48_000)]
+    vecs = encoder.encode_audio(clips)
+    np.testing.assert_array_equal(vecs, encoder.encode_audio(clips))
+    np.testing.assert_allclose(encoder.encode_audio(clips[1:])[0], vecs[1], atol=1e-5)
+    reference = _reference_audio(directory, [c.samples for c in clips], seed=0)
+    np.testing.assert_allclose(vecs, reference, atol=1e-5)
+
+
 def test_clap_different_sounds_differ_and_images_are_rejected(clap_dir: Path) -> None:
     encoder = _load(f"clap:{clap_dir}")
     vecs = encoder.encode_audio([AudioClip(_tone(f, 0.5, 48_000), 48_000) for f in (200, 2000, 8000)])
