@@ -59,7 +59,6 @@ class _ImageTextEncoder(Encoder):
         self._image_processor = loaded.processor.image_processor
         self.ref = loaded.ref
         self.model_type = loaded.model_type
-        self._fingerprint = loaded.weights_fingerprint
         self._processor_fingerprint = loaded.processor_fingerprint
         self.dim = self._projection_dim(loaded.model.config)
         self.space = f"{self.name}:{loaded.weights_fingerprint}"
