@@ -65,9 +65,7 @@ _CASES: dict[Path, str] = {}  # model directory -> case
 
 
 @pytest.fixture(scope="module", params=sorted(VISION_MODELS))
-def vision_model(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, Path]:
+def vision_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     case = request.param
     name, builder = VISION_MODELS[case][:2]
     directory = builder(tmp_path_factory.mktemp(case) / "model")
@@ -285,9 +283,7 @@ def test_clap_vectors_match_model_and_own_processor(clap_dir: Path) -> None:
     processor = ClapProcessor.from_pretrained(clap_dir)
     with torch.inference_mode():
         ref_text = _normalise(
-            model.get_text_features(
-                **processor.tokenizer(TEXTS, padding=True, truncation=True, return_tensors="pt")
-            )
+            model.get_text_features(**processor.tokenizer(TEXTS, padding=True, truncation=True, return_tensors="pt"))
         )
     np.testing.assert_allclose(encoder.encode_text(TEXTS), ref_text, atol=1e-5)
 

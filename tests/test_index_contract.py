@@ -34,9 +34,7 @@ def brute(queries: np.ndarray, ids: np.ndarray, vecs: np.ndarray, k: int) -> tup
     return np.take_along_axis(sims, order, axis=1), ids[order]
 
 
-def check_knn(
-    got_s: np.ndarray, got_i: np.ndarray, ref_s: np.ndarray, ref_i: np.ndarray, recall: float
-) -> None:
+def check_knn(got_s: np.ndarray, got_i: np.ndarray, ref_s: np.ndarray, ref_i: np.ndarray, recall: float) -> None:
     """Exact match for exact indexes (ties: same score multiset); recall floor for ANN."""
     kk = ref_i.shape[1]
     np.testing.assert_array_equal((got_i[:, :kk] >= 0), True)

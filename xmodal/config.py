@@ -72,6 +72,7 @@ class ChunkConfig:
     max_words: int = 120
     overlap: int = 20
     speech_segment_seconds: float = 10.0
+    audio_window_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

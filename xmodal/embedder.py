@@ -131,25 +131,42 @@ class Embedder:
             vecs = self.text_encoder.encode_text(texts)
             for (i, kind, seg), vec in zip(owners, vecs, strict=True):
                 out[i].append(VectorRecord(kind, vec, seg))
-        self._encode_media(batch, out, "image", lambda ex: ex.image, VectorKind.IMAGE)
-        self._encode_media(batch, out, "audio", lambda ex: ex.clip, VectorKind.AUDIO)
+        self._encode_images(batch, out)
+        self._encode_audio(batch, out)
         return out
 
-    def _encode_media(
-        self, batch: Sequence[Extracted], out: list[list[VectorRecord]], role: str, get: Any, kind: VectorKind
-    ) -> None:
-        idx = [i for i, ex in enumerate(batch) if get(ex) is not None]
-        if not idx or role not in self.config.model.towers():
+    def _encode_images(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:
+        idx = [i for i, ex in enumerate(batch) if ex.image is not None]
+        tower = self.tower("image") if idx else None
+        if tower is None:
             return
-        tower = self.tower(role)
-        assert tower is not None
-        vecs = tower.encode(Modality(role), [get(batch[i]) for i in idx])
-        span = None
+        vecs = tower.encode_images([batch[i].image for i in idx])
         for i, vec in zip(idx, vecs, strict=True):
-            if kind is VectorKind.AUDIO and batch[i].clip is not None:
-                span = (0.0, round(batch[i].clip.duration, 2))  # type: ignore[union-attr]
-            seg = Segment("", *(span or (None, None)))
-            out[i].append(VectorRecord(kind, vec, seg))
+            out[i].append(VectorRecord(VectorKind.IMAGE, vec, Segment("")))
+
+    def _encode_audio(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:
+        """Audio towers see a fixed window (CLAP: 10 s), so long clips are cut into windows,
+        each its own vector with its seconds."""
+        idx = [i for i, ex in enumerate(batch) if ex.clip is not None]
+        tower = self.tower("audio") if idx else None
+        if tower is None:
+            return
+        window = self.config.chunking.audio_window_seconds
+        pieces: list[tuple[int, float, float, AudioClip]] = []
+        for i in idx:
+            clip = batch[i].clip
+            assert clip is not None
+            step = int(window * clip.sample_rate)
+            for start in range(0, max(clip.samples.shape[0], 1), step):
+                part = clip.samples[start : start + step]
+                if part.shape[0] < clip.sample_rate // 10 and start > 0:
+                    break  # a sliver under 0.1 s adds nothing
+                begin = start / clip.sample_rate
+                pieces.append((i, round(begin, 2), round(begin + part.shape[0] / clip.sample_rate, 2),
+                               AudioClip(part, clip.sample_rate)))  # fmt: skip
+        vecs = tower.encode_audio([p[3] for p in pieces])
+        for (i, begin, end, _), vec in zip(pieces, vecs, strict=True):
+            out[i].append(VectorRecord(VectorKind.AUDIO, vec, Segment("", begin, end)))
 
     # ---- queries ----------------------------------------------------------------------------
     def encode_query_text(self, text: str) -> np.ndarray:

@@ -88,9 +88,7 @@ class CLAPEncoder(Encoder):
         raise InvalidQueryError(f"encoder {self.name!r} cannot encode {modality.value}")
 
     def _encode_text(self, texts: list[str]) -> np.ndarray:
-        tokens = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return call_features(self._model.get_text_features, tokens)
 
     def audio_features(self, clip: Any) -> dict[str, Any]:
@@ -110,10 +108,7 @@ class CLAPEncoder(Encoder):
         import torch
 
         parts = [self.audio_features(clip) for clip in clips]
-        batch = {
-            key: torch.from_numpy(np.concatenate([np.asarray(p[key]) for p in parts], axis=0))
-            for key in parts[0]
-        }
+        batch = {key: torch.from_numpy(np.concatenate([np.asarray(p[key]) for p in parts], axis=0)) for key in parts[0]}
         if "input_features" in batch:
             batch["input_features"] = batch["input_features"].to(torch.float32)
         return call_features(self._model.get_audio_features, batch)

@@ -62,9 +62,7 @@ class _ImageTextEncoder(Encoder):
         self._processor_fingerprint = loaded.processor_fingerprint
         self.dim = self._projection_dim(loaded.model.config)
         self.space = f"{self.name}:{loaded.weights_fingerprint}"
-        self.version = (
-            f"{loaded.model_type}-{loaded.weights_fingerprint};transformers=={loaded.transformers_version}"
-        )
+        self.version = f"{loaded.model_type}-{loaded.weights_fingerprint};transformers=={loaded.transformers_version}"
         self.max_length = text_max_length(loaded.processor, loaded.model.config.text_config)
         defaults = processor_defaults(loaded.processor, "text_kwargs")
         self.text_padding = str(defaults.get("padding") or self.default_text_padding)

@@ -178,9 +178,7 @@ def _snapshot_dir(ref: str) -> Path:
     return Path(found).parent
 
 
-def _from_pretrained(
-    source: str, local_only: bool, encoder: str, model_types: frozenset[str]
-) -> tuple[Any, Any, str]:
+def _from_pretrained(source: str, local_only: bool, encoder: str, model_types: frozenset[str]) -> tuple[Any, Any, str]:
     """(model, processor, model_type); transformers' own exceptions pass through."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoProcessor
