@@ -126,7 +126,7 @@ class IngestRun:
             pending.extracted = Extracted(decoded.detected.modality)
         else:
             try:
-                pending.extracted = self._extract(decoded.detected.modality, decoded.payload)
+                pending.extracted = extract_with(self.coll.embedder, decoded.detected.modality, decoded.payload)
             except XmodalError as exc:
                 self._fail(path, str(exc))
                 return
@@ -134,14 +134,6 @@ class IngestRun:
                 self._fail(path, f"{type(exc).__name__}: {exc}")
                 return
         self.pending.append(pending)
-
-    def _extract(self, modality: Modality, payload: Any) -> Extracted:
-        emb = self.coll.embedder
-        if modality is Modality.IMAGE:
-            return emb.extract_image(payload)
-        if modality is Modality.AUDIO:
-            return emb.extract_audio(payload)
-        return emb.extract_text(payload)
 
     def _flush(self) -> None:
         if not self.pending:
@@ -214,7 +206,7 @@ def reembed_all(coll: Collection, embedder: Embedder, dim: int) -> IngestReport:
         path = Path(item.uri)
         try:
             decoded = decode_file(path, coll.config.limits)
-            extracted = _extract_with(embedder, decoded.detected.modality, decoded.payload)
+            extracted = extract_with(embedder, decoded.detected.modality, decoded.payload)
         except (MediaError, OSError):
             # the file is gone or unreadable: keep what the catalog knows, its text
             extracted = Extracted(item.modality, item.text, _stored_segments(coll, item))
@@ -233,7 +225,7 @@ def reembed_all(coll: Collection, embedder: Embedder, dim: int) -> IngestReport:
     return report
 
 
-def _extract_with(embedder: Embedder, modality: Modality, payload: Any) -> Extracted:
+def extract_with(embedder: Embedder, modality: Modality, payload: Any) -> Extracted:
     if modality is Modality.IMAGE:
         return embedder.extract_image(payload)
     if modality is Modality.AUDIO:

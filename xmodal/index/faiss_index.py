@@ -32,11 +32,15 @@ def _atomic_write_index(index: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_index(path: Path) -> Any:
+def _read_index(directory: Path, dim: int) -> Any:
+    path = directory / INDEX_FILE
     try:
-        return _faiss().read_index(str(path))
+        index = _faiss().read_index(str(path))
     except RuntimeError as exc:
         raise CollectionError(f"{path}: unreadable vector index ({str(exc).splitlines()[0]})") from exc
+    if index.d != dim:
+        raise CollectionError(f"{path}: index has dimension {index.d}, expected {dim}")
+    return index
 
 
 def _fix_scores(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,11 +95,8 @@ class FaissFlatIndex(VectorIndex):
 
     @classmethod
     def load(cls, path: Path, dim: int, **params: Any) -> FaissFlatIndex:
-        obj = cls(dim, **params)
-        index = _read_index(path / INDEX_FILE)
-        if index.d != dim:
-            raise CollectionError(f"{path}: index has dimension {index.d}, expected {dim}")
-        obj._index = index
+        obj = cls(dim, path, **params)
+        obj._index = _read_index(path, dim)
         return obj
 
 
@@ -231,13 +232,9 @@ class FaissHNSWIndex(VectorIndex):
 
     @classmethod
     def load(cls, path: Path, dim: int, **params: Any) -> FaissHNSWIndex:
-        obj = cls(dim, **params)
-        index = _read_index(path / INDEX_FILE)
-        if index.d != dim:
-            raise CollectionError(f"{path}: index has dimension {index.d}, expected {dim}")
-        obj._index = index
-        faiss = _faiss()
-        faiss.downcast_index(index.index).hnsw.efSearch = obj.ef_search
+        obj = cls(dim, path, **params)
+        obj._index = index = _read_index(path, dim)
+        _faiss().downcast_index(index.index).hnsw.efSearch = obj.ef_search
         tomb = path / TOMBSTONE_FILE
         if tomb.exists():
             try:
