@@ -25,13 +25,13 @@ from xmodal.encoders.base import Encoder
 from xmodal.encoders.registry import EncoderRegistry
 from xmodal.types import Modality
 
-DIM = 64
+DIM = 512
 COLOUR_DIMS = 3
 
 
 class FakeEncoder(Encoder):
     """Text: hashed bag of words. Image: its mean colour. Audio: its loudest frequency band.
-    All in one 64-d space, so cross-modal ranking can be worked out by hand."""
+    All in one 512-d space, so cross-modal ranking can be worked out by hand."""
 
     name = "fake"
     modalities = frozenset({Modality.TEXT, Modality.IMAGE, Modality.AUDIO})
