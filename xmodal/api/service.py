@@ -126,7 +126,7 @@ class Service:
     def search(self, principal: Principal, req: SearchRequest) -> dict[str, Any]:
         k = validate_k(req.k)
         modality = Modality.parse(req.modality) if req.modality not in (None, "", "any") else None
-        where = _check_where(req.where)
+        where = normalise_where(_check_where(req.where))
         qkey = _query_key(req.query)
         filters = json.dumps(where, sort_keys=True)
         with self.lock:
@@ -289,7 +289,6 @@ def _check_where(where: Any) -> dict[str, Any]:
         values = value if isinstance(value, list) else [value]
         if not values or len(values) > 100 or not all(isinstance(v, _SCALARS) for v in values):
             raise InvalidArgumentError(f"filter {key!r} must be a value or a list of 1 to 100 values")
-    normalise_where(where)
     return dict(where)
 
 
