@@ -15,7 +15,7 @@ from xmodal.access.store import AccessStore
 
 __all__ = ["api"]
 
-WORDS = "river mountain castle violin harbour desert orchard lantern glacier meadow copper falcon".split()
+WORDS = ["river", "mountain", "castle", "violin", "harbour", "desert", "orchard", "lantern", "glacier", "meadow"]
 PRINCIPALS = {"alice": {"eng"}, "bob": {"sales"}, "carol": {"eng", "sales"}}
 ENTRY_CHOICES = ["public", "user:alice", "user:bob", "user:carol", "group:eng", "group:sales", "user:zed"]
 
@@ -32,10 +32,8 @@ def _random_items(rng: random.Random, n: int) -> list[dict[str, Any]]:
         else:
             name, data = f"snd{i}.wav", wav_bytes(rng.choice([220, 440, 880, 1320]) + i, 0.2)
         roll = rng.random()
-        if roll < 0.2:
-            access = None  # no list: the collection's default policy decides
-        else:
-            access = sorted(set(rng.sample(ENTRY_CHOICES, rng.randint(1, 2))))
+        # No list (None): the collection's default policy decides.
+        access = None if roll < 0.2 else sorted(set(rng.sample(ENTRY_CHOICES, rng.randint(1, 2))))
         items.append({"name": name, "data": data, "access": access, "shade": rng.choice(["light", "dark"])})
     return items
 
@@ -89,7 +87,7 @@ def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any
         assert full.status_code == 200, full.text
         ranking = [(h["id"], h["score"]) for h in full.json()["hits"]]
         k = int(fields["k"])
-        for who in rng.sample(list(PRINCIPALS), len(PRINCIPALS)) + ["admin"]:
+        for who in [*rng.sample(list(PRINCIPALS), len(PRINCIPALS)), "admin"]:
             r = api.client.post("/search", headers=api.h(who), data=fields, files=files)
             assert r.status_code == 200, r.text
             hits = r.json()["hits"]

@@ -13,8 +13,8 @@ def create_app(settings: ServeSettings, collection: Any = None) -> Any:
     """Build the FastAPI app for one collection (``collection`` reuses an open one)."""
     try:
         import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
         import prometheus_client  # noqa: F401
+        import python_multipart  # noqa: F401
     except ImportError as exc:
         from xmodal.errors import MissingDependencyError
 

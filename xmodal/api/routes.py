@@ -109,13 +109,13 @@ async def parse_search(request: Request) -> SearchRequest:
     if kind == "application/json":
         body = await _read_json(request)
         if not isinstance(body, dict):
-            raise InvalidArgumentError("the JSON body must be an object like {\"text\": \"...\", \"k\": 10}")
+            raise InvalidArgumentError('the JSON body must be an object like {"text": "...", "k": 10}')
         unknown = set(body) - {"text", "k", "modality", "where"}
         if unknown:
             raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected text, k, modality, where")
         text = body.get("text")
         if not isinstance(text, str):
-            raise InvalidQueryError("give the query as \"text\": a string (or upload an image or audio file)")
+            raise InvalidQueryError('give the query as "text": a string (or upload an image or audio file)')
         return SearchRequest(Query.text(text), body.get("k", 10), body.get("modality"), body.get("where"))
     form = await request.form()
     queries: list[Query] = []
