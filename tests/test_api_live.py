@@ -4,6 +4,7 @@ line, and serving on after bad requests."""
 from __future__ import annotations
 
 import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,3 +52,16 @@ def test_live_server_concurrency_and_megabyte_query_string(api: ApiEnv) -> None:
             else:
                 assert names[0] == words[i % len(words)]
         assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+
+
+def test_load_script_runs_bounded_levels(api: ApiEnv) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from load_api import percentile, run_level
+
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    api.upload("admin", {"n.txt": b"the harbour at dawn"}, access="public")
+    with serve_in_thread(api.client.app) as base:
+        for mode in ("fresh", "repeat"):
+            res = run_level(base, api.keys["alice"], 4, mode, max_requests=24, max_seconds=30)
+            assert res["requests"] == 24 and res["errors"] == 0
+            assert res["qps"] > 0 and res["p99_ms"] >= res["p50_ms"] > 0
