@@ -20,7 +20,11 @@ from xmodal.api.server import serve_in_thread
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver")
+# CI sets XMODAL_REQUIRE_BROWSER=1 so a missing browser or Selenium fails instead of skipping.
+REQUIRED = os.environ.get("XMODAL_REQUIRE_BROWSER") == "1"
+webdriver = __import__("selenium.webdriver").webdriver if REQUIRED else pytest.importorskip("selenium.webdriver")
+if REQUIRED and not (CHROMIUM and DRIVER):
+    raise RuntimeError("XMODAL_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian chromium and chromium-driver"),

@@ -24,6 +24,14 @@ from xmodal.collection import Collection
 
 log = logging.getLogger("xmodal.api")
 
+# The page loads nothing from elsewhere; say so to the browser.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 def _static_dir() -> Path:
     return Path(str(resources.files("xmodal.api").joinpath("static")))
@@ -81,7 +89,7 @@ def _install_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(static / "index.html", media_type="text/html")
+        return FileResponse(static / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -139,6 +139,7 @@ def install_request_metrics(app: FastAPI, metrics: Metrics) -> None:
     async def observe(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
         response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         endpoint = _endpoint(request)
         metrics.requests.labels(endpoint, request.method).observe(time.perf_counter() - started)
         metrics.responses.labels(endpoint, request.method, str(response.status_code)).inc()

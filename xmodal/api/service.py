@@ -224,6 +224,11 @@ class Service:
             for i, p in zip(ids, paths, strict=True)
             if i in present and str(p.absolute()) not in failed
         ]
+        if not items and report.failures:
+            from xmodal.errors import MediaError
+
+            path, reason = report.failures[0]
+            raise MediaError(f"nothing was indexed: {Path(path).name}: {reason}")
         self.audit.record(
             "items.add", principal.name, key_id=principal.key_id, ids=[x["id"] for x in items], access=access,
             metadata=meta or None, failures=len(report.failures),
