@@ -21,7 +21,7 @@ from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
 from xmodal.catalog import check_meta_key
 from xmodal.collection import Collection
-from xmodal.errors import ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
+from xmodal.errors import AuthError, ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
 from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
 from xmodal.types import Hit, Item, Modality
 
@@ -197,8 +197,6 @@ class Service:
         self.signer.check(item_id, key_id, exp, sig)
         info = self.store.key_info(key_id)
         if info.revoked_at is not None:
-            from xmodal.errors import AuthError
-
             raise AuthError("this API key has been revoked")
         return Principal(info.principal, info.groups, info.admin, info.key_id)
 
