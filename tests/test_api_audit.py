@@ -146,3 +146,19 @@ def test_key_store_rejects_tampering(tmp_path: Path) -> None:
         with pytest.raises(AuthError):
             store.authenticate(bad)
     store.close()
+
+
+def test_server_retention_setting_purges_and_drops_cached_results(tmp_path: Path) -> None:
+    from api_support import make_env
+
+    for env in make_env(tmp_path, retention_days=30):
+        r = env.upload("admin", {"old.txt": b"ancient scroll"}, access="public")
+        old_id = r.json()["items"][0]["id"]
+        ask = {"text": "ancient scroll"}
+        assert [h["id"] for h in env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"]] == [
+            old_id
+        ]
+        env.coll.catalog._db.execute("UPDATE items SET created_at = created_at - 31 * 86400 WHERE id = ?", (old_id,))
+        svc = env.client.app.state.service  # type: ignore[attr-defined]
+        assert svc.retention()["items_deleted"] == 1
+        assert env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"] == []

@@ -74,7 +74,9 @@ def _line(entry: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(entry.get("ts", 0))))
     rest = {k: v for k, v in entry.items() if k not in ("seq", "ts", "principal", "action", "prev", "key_id")}
     if "ids" in rest:
-        rest["ids"] = ",".join(rest["ids"]) if rest["ids"] else "-"
+        ids = rest["ids"] or []
+        more = f" +{len(ids) - 5} more" if len(ids) > 5 else ""
+        rest["ids"] = (",".join(ids[:5]) + more) if ids else "-"
     detail = " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
                       for k, v in rest.items() if v is not None)  # fmt: skip
     return f"{entry.get('seq', ''):>6} {when} {entry.get('principal', ''):<12} {entry.get('action', ''):<13} {detail}"

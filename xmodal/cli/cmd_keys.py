@@ -44,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     with Collection.open(args.collection) as coll:
         store = AccessStore(coll.path)
         audit = AuditLog(coll.path)
+        actor = _actor()
         try:
             action = args.keys_command
             if action == "create":
                 token, info = store.create_key(args.principal, args.group, args.admin, args.note)
-                audit.record("keys.create", "cli", key_id=info.key_id, subject=info.principal, admin=info.admin)
+                audit.record("keys.create", actor, key_id=info.key_id, subject=info.principal, admin=info.admin)
                 if args.json:
                     _print({"key": token, **info.to_dict()})
                 else:
@@ -66,22 +67,32 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{k.key_id}  {k.principal:<16} groups={groups:<20} {state}{admin}  {_date(k.created_at)}")
             elif action == "revoke":
                 info = store.revoke(args.key_id)
-                audit.record("keys.revoke", "cli", key_id=info.key_id, subject=info.principal)
+                audit.record("keys.revoke", actor, key_id=info.key_id, subject=info.principal)
                 print(f"revoked key {info.key_id} of {info.principal}")
             elif action == "default-access":
                 store.set_default_access(args.policy == "public")
-                audit.record("acl.default", "cli", policy=args.policy)
+                audit.record("acl.default", actor, policy=args.policy)
                 print(f"items without an access list are now {args.policy}")
             elif action == "grant":
                 entries = parse_access(args.to) or []
                 for item_id in args.item_ids:
                     coll.get(item_id)
                 store.set_acl(args.item_ids, entries)
-                audit.record("acl.set", "cli", ids=args.item_ids, access=entries)
+                audit.record("acl.set", actor, ids=args.item_ids, access=entries)
                 print(f"{len(args.item_ids)} item(s) now visible to: {', '.join(entries)}")
         finally:
             store.close()
     return 0
+
+
+def _actor() -> str:
+    """Who ran the command, for the audit log: the operating-system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _date(ts: float | None) -> str:
