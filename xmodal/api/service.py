@@ -26,6 +26,7 @@ from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
 from xmodal.types import Hit, Item, Modality
 
 ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
+MAX_CACHED_K = 100
 
 
 def check_item_id(item_id: str) -> str:
@@ -148,7 +149,8 @@ class Service:
                     rkey = (qkey, k, modality, filters, principal.cache_key, versions)
                 hits = self.coll.pipeline.search_vector(vector, k, modality, where, allow_items=_as_set(vis.ids))
             cached = tuple(hits)
-            self.results.put(rkey, cached)
+            if k <= MAX_CACHED_K:  # bounded memory: very long result lists are not kept
+                self.results.put(rkey, cached)
         with self.metrics.stage("fetch"):
             out = [self._hit_dict(principal, h, vis) for h in cached]
         self.audit.record(
