@@ -174,3 +174,22 @@ def test_cached_results_are_never_shared_between_principals(api: ApiEnv) -> None
             assert [Path(h["uri"]).name for h in hits] == [mine]
     svc = api.client.app.state.service  # type: ignore[attr-defined]
     assert svc.results.hits >= 4  # the repeats came from the cache, each from its own entry
+
+
+def test_writes_to_hidden_items_do_not_touch_anothers_cache(api: ApiEnv) -> None:
+    """Cached-result timing says nothing about items a principal cannot see: a write to them
+    neither evicts nor changes the principal's cached results; a write to visible ones does."""
+    api.upload("admin", {"a.txt": b"harbour lantern"}, access="user:alice")
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+
+    def ask() -> tuple[list[str], bool]:
+        before = svc.results.hits
+        hits = api.client.post("/search", headers=api.h("alice"), json={"text": "harbour lantern"}).json()["hits"]
+        return [Path(h["uri"]).name for h in hits], svc.results.hits > before
+
+    assert ask() == (["a.txt"], False)
+    assert ask() == (["a.txt"], True)
+    api.upload("admin", {"b.txt": b"harbour lantern glacier"}, access="user:bob")
+    assert ask() == (["a.txt"], True)  # still cached: bob's new item is invisible to alice
+    api.upload("admin", {"c.txt": b"harbour lantern meadow"}, access="group:eng")
+    assert ask() == (["a.txt", "c.txt"], False)  # alice can see this one: fresh results

@@ -102,8 +102,11 @@ def test_get_item_and_delete_purges_everything(api: ApiEnv) -> None:
     assert uri.is_file()
 
     assert api.client.delete(f"/items/{red}", headers=api.h("alice")).status_code == 403
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+    assert any(h.id == red for hits in svc.results._data.values() for h in hits)
     r = api.client.delete(f"/items/{red}", headers=api.h("admin"))
     assert r.status_code == 200 and r.json()["deleted"] == 1
+    assert not any(h.id == red for hits in svc.results._data.values() for h in hits)  # purged from the cache
     after = api.client.post("/search", headers=api.h("alice"), json={"text": "x", "k": 10, "modality": "image"})
     assert "red.png" not in _names(after)  # same query: the cached result was not served
     assert api.client.get(f"/items/{red}", headers=api.h("admin")).status_code == 404

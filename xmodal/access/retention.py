@@ -22,8 +22,9 @@ class RetentionReport:
     items: int
     audit_entries: int
     cutoff: float
+    ids: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int]:  # ids stay out: retention logs go to the server log
         return {"items_deleted": self.items, "audit_entries_deleted": self.audit_entries, "cutoff": self.cutoff}
 
 
@@ -74,4 +75,4 @@ def apply_retention(
     if n_items:
         audit.record("retention.delete", "system", ids=ids, days=days)
     n_audit = audit.purge_before(cutoff)
-    return RetentionReport(n_items, n_audit, cutoff)
+    return RetentionReport(n_items, n_audit, cutoff, tuple(ids))

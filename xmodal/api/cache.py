@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
@@ -33,6 +33,14 @@ class LRUCache:
             self._data.move_to_end(key)
             while len(self._data) > self.capacity:
                 self._data.popitem(last=False)
+
+    def discard_if(self, predicate: Callable[[Any], bool]) -> int:
+        """Drop the entries whose value matches; returns how many."""
+        with self._lock:
+            gone = [key for key, value in self._data.items() if predicate(value)]
+            for key in gone:
+                del self._data[key]
+        return len(gone)
 
     def clear(self) -> None:
         with self._lock:

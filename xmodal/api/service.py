@@ -42,6 +42,10 @@ class Visibility:
 
     ids: frozenset[str] | None
     fields: frozenset[str]
+    # Changes when, and only when, an item this principal may see is added, changed, removed,
+    # granted or withdrawn. Result-cache keys use it instead of the global index generation, so
+    # a write to items someone cannot see does not even change whether their query is cached.
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,13 @@ class Service:
         acls = self.store.all_acls()
         ids: set[str] = set()
         fields: set[str] = set()
-        for item in self.coll.items():
+        digest = hashlib.blake2b(digest_size=16)
+        for item in self.coll.items():  # ordered by uri
             if principal.admin or self.store.may_see(principal, acls.get(item.id)):
                 ids.add(item.id)
                 fields.update(item.metadata)
-        vis = Visibility(None if principal.admin else frozenset(ids), frozenset(fields))
+                digest.update(f"{item.id}:{item.content_hash}:{item.updated_at!r};".encode())
+        vis = Visibility(None if principal.admin else frozenset(ids), frozenset(fields), digest.hexdigest())
         self.visibility_cache.put(key, vis)
         return vis
 
@@ -137,7 +143,7 @@ class Service:
         if unknown:
             known = ", ".join(sorted(vis.fields)) or "none"
             raise InvalidArgumentError(f"unknown filter field {unknown[0]!r}; fields you can filter on: {known}")
-        rkey = (qkey, k, modality, filters, principal.cache_key, versions)
+        rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
         cached = self.results.get(rkey)
         self.metrics.cache_lookup("results", cached is not None)
         if cached is None:
@@ -146,7 +152,7 @@ class Service:
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
                     vis = self.visibility(principal, versions)
-                    rkey = (qkey, k, modality, filters, principal.cache_key, versions)
+                    rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
                 hits = self.coll.pipeline.search_vector(vector, k, modality, where, allow_items=_as_set(vis.ids))
             cached = tuple(hits)
             if k <= MAX_CACHED_K:  # bounded memory: very long result lists are not kept
@@ -217,7 +223,8 @@ class Service:
                 self.store.set_acl(ids, access)
             report = self.coll.add(paths, metadata=meta)
             present = self.coll.catalog.items_by_id(ids)
-        self.results.clear()
+        # No cache flush: result keys carry each principal's view digest, which this write
+        # changed only for the principals who may see these items.
         failed = {p for p, _ in report.failures}
         items = [
             {"id": i, "uri": str(p.absolute()), "name": p.name}
@@ -241,7 +248,7 @@ class Service:
         with self.lock:
             self.coll.get(item_id)
             n = remove_items(self.coll, self.store, [item_id], self.settings.upload_root)
-        self.results.clear()
+        self._purge_cached({item_id})
         self.audit.record("items.delete", principal.name, key_id=principal.key_id, ids=[item_id])
         return {"deleted": n, "id": item_id}
 
@@ -253,8 +260,13 @@ class Service:
                 self.coll, self.store, self.audit, self.settings.retention_days, self.settings.upload_root
             )
         if report.items:
-            self.results.clear()
+            self._purge_cached(set(report.ids))
         return report.to_dict()
+
+    def _purge_cached(self, ids: set[str]) -> None:
+        """Drop cached results that list deleted items (their keys could no longer be reached
+        anyway; this frees them at once)."""
+        self.results.discard_if(lambda hits: any(h.id in ids for h in hits))
 
     def close(self) -> None:
         self.store.close()
