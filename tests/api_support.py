@@ -36,7 +36,10 @@ class FakeEncoder(Encoder):
     name = "fake"
     modalities = frozenset({Modality.TEXT, Modality.IMAGE, Modality.AUDIO})
 
+    made = 0  # how many were ever constructed (models load once per process)
+
     def __init__(self) -> None:
+        FakeEncoder.made += 1
         self.dim = DIM
         self.space = "fake-space"
         self.version = "1"

@@ -163,3 +163,15 @@ def test_metrics_report_latency_stages_cache_and_errors(api: ApiEnv) -> None:
     assert "xmodal_index_items 5.0" in text
     assert 'xmodal_errors_total{endpoint="/search",type="InvalidArgumentError"} 1.0' in text
     assert 'xmodal_responses_total{endpoint="/search",method="POST",status="400"} 1.0' in text
+
+
+def test_models_load_once_per_process(tmp_path: Path) -> None:
+    from api_support import FakeEncoder, make_env
+
+    for env in make_env(tmp_path):
+        made = FakeEncoder.made
+        _seed(env)
+        for i in range(5):
+            env.client.post("/search", headers=env.h("alice"), json={"text": f"query {i}"})
+        env.client.post("/search", headers=env.h("bob"), files={"image": ("q.png", png_bytes((1, 2, 3)), "image/png")})
+        assert FakeEncoder.made == made
