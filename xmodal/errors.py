@@ -71,3 +71,15 @@ class NotFoundError(XmodalError):
     """An item id that does not exist (or that the caller may not see)."""
 
     http_status = 404
+
+
+class AuthError(XmodalError):
+    """No credentials, or a key that is malformed, unknown or revoked."""
+
+    http_status = 401
+
+
+class ForbiddenError(XmodalError):
+    """Valid credentials whose principal may not do this."""
+
+    http_status = 403

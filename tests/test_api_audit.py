@@ -1,0 +1,164 @@
+"""Audit log, retention, and the ``xmodal keys`` / ``xmodal audit`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pytest
+from api_support import ApiEnv, api, png_bytes
+
+from xmodal.access.audit import AuditFilter, AuditLog
+from xmodal.access.retention import apply_retention
+from xmodal.access.store import AccessStore
+from xmodal.cli import cmd_audit, cmd_keys, cmd_serve
+from xmodal.errors import AuthError, InvalidArgumentError, NotFoundError
+
+__all__ = ["api"]
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="xmodal")
+    sub = parser.add_subparsers(dest="command")
+    for module in (cmd_keys, cmd_audit, cmd_serve):
+        module.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_audit_records_searches_adds_deletes_with_ids(api: ApiEnv) -> None:
+    r = api.upload("admin", {"cat.png": png_bytes((200, 100, 50)), "n.txt": b"river notes"}, access="public")
+    ids = [x["id"] for x in r.json()["items"]]
+    hits = api.client.post("/search", headers=api.h("alice"), json={"text": "river", "k": 1}).json()["hits"]
+    api.client.delete(f"/items/{ids[0]}", headers=api.h("admin"))
+    log = AuditLog(api.coll.path)
+    entries = log.entries()
+    actions = [(e["principal"], e["action"]) for e in entries]
+    assert actions == [("admin", "items.add"), ("alice", "search"), ("admin", "items.delete")]
+    assert entries[0]["ids"] == ids and entries[0]["access"] == ["public"]
+    assert entries[1]["query"] == "river" and entries[1]["ids"] == [h["id"] for h in hits]
+    assert entries[2]["ids"] == [ids[0]]
+    assert log.entries(AuditFilter(principal="alice"))[0]["action"] == "search"
+    assert [e["action"] for e in log.entries(AuditFilter(item=ids[0]))] == ["items.add", "items.delete"]
+    assert log.verify() == []
+
+
+def test_audit_chain_detects_edits_and_removals(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    for i in range(5):
+        log.record("search", "alice", query=f"q{i}")
+    assert log.verify() == []
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join([lines[0], lines[1].replace("q1", "qX"), *lines[2:]]) + "\n")
+    assert any("changed or removed" in p for p in log.verify())
+    log.path.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
+    assert log.verify()
+
+
+def test_retention_purges_old_items_and_entries(api: ApiEnv) -> None:
+    r = api.upload("admin", {"old.txt": b"ancient scroll", "new.txt": b"fresh news"}, access="public")
+    old_id, new_id = (x["id"] for x in r.json()["items"])
+    old_uri = Path(r.json()["items"][0]["uri"])
+    # Age one item and the first audit entry by 40 days.
+    api.coll.catalog._db.execute("UPDATE items SET created_at = ? WHERE id = ?", (time.time() - 40 * 86400, old_id))
+    log = AuditLog(api.coll.path)
+    lines = log.path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["ts"] -= 40 * 86400
+    log.path.write_text(json.dumps(first, sort_keys=True) + "\n" + "\n".join(lines[1:]) + ("\n" if lines[1:] else ""))
+    store = AccessStore(api.coll.path)
+    report = apply_retention(api.coll, store, log, 30, api.settings.upload_root)
+    store.close()
+    assert report.items == 1 and report.audit_entries == 1
+    assert [i.id for i in api.coll.items()] == [new_id]
+    assert not old_uri.exists()
+    assert [e["action"] for e in log.entries()][-2:] == ["retention.delete", "audit.purge"]
+    hits = api.client.post("/search", headers=api.h("alice"), json={"text": "ancient scroll"}).json()["hits"]
+    assert old_id not in [h["id"] for h in hits]
+    with pytest.raises(InvalidArgumentError):
+        apply_retention(api.coll, AccessStore(api.coll.path), log, 0)
+
+
+def test_keys_cli_create_list_revoke_grant(api: ApiEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(api.coll.path)
+    assert cli(["keys", "create", "erin", "-g", "eng", "--json", "-c", c]) == 0
+    made = json.loads(capsys.readouterr().out)
+    token = made["key"]
+    assert made["principal"] == "erin" and made["groups"] == ["eng"] and not made["admin"]
+    stored = (api.coll.path / "access.sqlite").read_bytes()
+    assert token.encode() not in stored and token.split("_")[-1].encode() not in stored  # only a hash is kept
+    headers = {"X-API-Key": token}
+    assert api.client.get("/me", headers=headers).json()["principal"] == "erin"
+
+    r = api.upload("admin", {"memo.txt": b"budget memo"}, access="user:bob")
+    item = r.json()["items"][0]["id"]
+    assert api.client.get(f"/items/{item}", headers=headers).status_code == 404
+    assert cli(["keys", "grant", item, "--to", "group:eng", "-c", c]) == 0
+    assert api.client.get(f"/items/{item}", headers=headers).status_code == 200
+    with pytest.raises(NotFoundError):
+        cli(["keys", "grant", "0000000000000000", "--to", "public", "-c", c])
+
+    assert cli(["keys", "list", "-c", c]) == 0
+    listing = capsys.readouterr().out
+    assert "erin" in listing and token not in listing
+    assert cli(["keys", "revoke", made["key_id"], "-c", c]) == 0
+    assert api.client.get("/me", headers=headers).status_code == 401
+    with pytest.raises(NotFoundError):
+        cli(["keys", "revoke", made["key_id"], "-c", c])
+    with pytest.raises(InvalidArgumentError):
+        cli(["keys", "create", "bad name!", "-c", c])
+
+    assert cli(["keys", "default-access", "public", "-c", c]) == 0
+    assert AccessStore(api.coll.path).default_public
+
+
+def test_audit_cli_filters_and_verifies(api: ApiEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    api.upload("admin", {"a.txt": b"orchard apples"}, access="public")
+    api.client.post("/search", headers=api.h("alice"), json={"text": "apples"})
+    api.client.post("/search", headers=api.h("bob"), json={"text": "pears"})
+    c = str(api.coll.path)
+    capsys.readouterr()
+    assert cli(["audit", "--principal", "bob", "--json", "-c", c]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(e["principal"], e["query"]) for e in lines] == [("bob", "pears")]
+    assert cli(["audit", "--action", "search", "-n", "1", "-c", c]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "pears" in out[0]
+    assert cli(["audit", "--verify", "-c", c]) == 0
+    assert cli(["audit", "--purge-older-than", "30", "-c", c]) == 0
+    assert "0 item(s)" in capsys.readouterr().out
+
+
+def test_serve_cli_rejects_bad_options(api: ApiEnv, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError):
+        cli(["serve", "-c", str(api.coll.path), "--port", "0"])
+    with pytest.raises(InvalidArgumentError):
+        cli(["serve", "-c", str(api.coll.path), "--index-root", str(tmp_path / "missing")])
+
+
+def test_key_store_rejects_tampering(tmp_path: Path) -> None:
+    store = AccessStore(tmp_path)
+    token, info = store.create_key("zoe")
+    assert store.authenticate(token).name == "zoe"
+    for bad in (None, "", token + "x", token.replace(info.key_id, "f" * 12), "Bearer " + token):
+        with pytest.raises(AuthError):
+            store.authenticate(bad)
+    store.close()
+
+
+def test_server_retention_setting_purges_and_drops_cached_results(tmp_path: Path) -> None:
+    from api_support import make_env
+
+    for env in make_env(tmp_path, retention_days=30):
+        r = env.upload("admin", {"old.txt": b"ancient scroll"}, access="public")
+        old_id = r.json()["items"][0]["id"]
+        ask = {"text": "ancient scroll"}
+        assert [h["id"] for h in env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"]] == [
+            old_id
+        ]
+        env.coll.catalog._db.execute("UPDATE items SET created_at = created_at - 31 * 86400 WHERE id = ?", (old_id,))
+        svc = env.client.app.state.service  # type: ignore[attr-defined]
+        assert svc.retention()["items_deleted"] == 1
+        assert env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"] == []

@@ -1,0 +1,217 @@
+"""Every bad input answers a 4xx JSON error that says what was wrong, and the server keeps
+serving afterwards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_support import ApiEnv, bomb_png, make_env, png_bytes
+
+from xmodal.access.store import AccessStore
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiEnv]:
+    yield from make_env(tmp_path, max_upload_bytes=256 * 1024)
+
+
+def assert_error(resp: Any, status: int, *words: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    err = resp.json()["error"]
+    assert err["status"] == status
+    for word in words:
+        assert word.lower() in err["message"].lower(), err["message"]
+
+
+@pytest.fixture(autouse=True)
+def still_serving(api: ApiEnv) -> Iterator[None]:
+    r = api.upload("admin", {"doc.txt": b"a calm lake at dawn"}, access="public")
+    assert r.status_code == 201, r.text
+    yield
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "k": 1})
+    assert r.status_code == 200 and r.json()["hits"][0]["metadata"]["name"] == "doc.txt"
+
+
+def test_no_key(api: ApiEnv) -> None:
+    assert_error(api.client.post("/search", json={"text": "lake"}), 401, "api key is required")
+    assert api.client.post("/search", json={"text": "lake"}).headers["www-authenticate"] == "Bearer"
+
+
+def test_wrong_and_malformed_key(api: ApiEnv) -> None:
+    good = api.keys["alice"]
+    wrong = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    assert_error(api.client.post("/search", headers={"X-API-Key": wrong}, json={"text": "x"}), 401, "invalid")
+    assert_error(api.client.post("/search", headers={"X-API-Key": "letmein"}, json={"text": "x"}), 401, "malformed")
+    unknown = "xmk_000000000000_" + "a" * 43
+    assert_error(api.client.post("/search", headers={"X-API-Key": unknown}, json={"text": "x"}), 401, "invalid")
+
+
+def test_revoked_key(api: ApiEnv) -> None:
+    store = AccessStore(api.coll.path)
+    token, info = store.create_key("dave")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.post("/search", headers=headers, json={"text": "lake"}).status_code == 200
+    store.revoke(info.key_id)
+    assert_error(api.client.post("/search", headers=headers, json={"text": "lake"}), 401, "revoked")
+    store.close()
+
+
+def test_upload_over_size_limit(api: ApiEnv) -> None:
+    big = b"x" * (300 * 1024)
+    assert_error(api.upload("admin", {"big.txt": big}), 413, "limit")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: streamed, still refused
+        for _ in range(40):
+            yield b"y" * 10_000
+
+    r = api.client.post("/search", headers={**api.h("alice"), "Content-Type": "application/json"}, content=chunks())
+    assert_error(r, 413, "limit")
+
+
+def test_wrong_content_type(api: ApiEnv) -> None:
+    r = api.client.post("/search", headers={**api.h("alice"), "Content-Type": "text/xml"}, content=b"<q>lake</q>")
+    assert_error(r, 415, "content-type")
+    r = api.upload("admin", {"archive.zip": b"PK\x03\x04" + b"\x00" * 200})
+    assert_error(r, 415, "archive.zip")
+    r = api.client.post(
+        "/search", headers=api.h("alice"), files={"image": ("q.png", b"this is not a png", "image/png")}
+    )
+    assert_error(r, 400, "not usable")
+    r = api.client.post("/index", headers={**api.h("admin"), "Content-Type": "text/plain"}, content=b"docs")
+    assert_error(r, 415, "content-type")
+
+
+def test_decompression_bomb(api: ApiEnv) -> None:
+    bomb = bomb_png()
+    assert len(bomb) < 256 * 1024
+    r = api.upload("admin", {"bomb.png": bomb})
+    assert_error(r, 413, "bomb.png", "pixels")
+    assert not list((api.settings.upload_root).glob("*/bomb.png"))  # nothing kept
+    r = api.client.post("/search", headers=api.h("alice"), files={"image": ("q.png", bomb, "image/png")})
+    assert_error(r, 400, "pixels")
+
+
+def test_malformed_json_and_multipart(api: ApiEnv) -> None:
+    hdr = {**api.h("alice"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/search", headers=hdr, content=b'{"text": "lake", '), 400, "malformed json")
+    assert_error(api.client.post("/search", headers=hdr, content=b'["lake"]'), 400, "object")
+    assert_error(api.client.post("/search", headers=hdr, content=json.dumps({"text": 5})), 400, "string")
+    bad = {**api.h("admin"), "Content-Type": "multipart/form-data; boundary=XYZ"}
+    r = api.client.post("/items", headers=bad, content=b"--XYZ\r\nContent-Disposition: form-data\r\n\r\nbroken")
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+    r = api.client.post("/items", headers={**api.h("admin"), "Content-Type": "multipart/form-data"}, content=b"x")
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+    r = api.upload("admin", {"ok.txt": b"fine text"}, access="public")
+    assert r.status_code == 201
+    r = api.client.post(
+        "/items", headers=api.h("admin"), files=[("files", ("a.txt", b"text", "text/plain"))], data={"metadata": "{x"}
+    )
+    assert_error(r, 400, "metadata", "json")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": "lake", "where": "[1"})
+    assert_error(r, 400, "where")
+
+
+@pytest.mark.parametrize("k", [0, -1, 10**9, "ten", 2.5, True])
+def test_bad_k(api: ApiEnv, k: Any) -> None:
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "k": k})
+    assert_error(r, 400, "k must")
+
+
+def test_bad_k_in_query_string_and_form(api: ApiEnv) -> None:
+    assert_error(api.client.get("/search", headers=api.h("alice"), params={"q": "lake", "k": "0"}), 400, "k must")
+    assert_error(api.client.get("/search", headers=api.h("alice"), params={"q": "lake", "k": "x"}), 400, "k")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": "lake", "k": "1000000000"})
+    assert_error(r, 400, "k must")
+
+
+def test_unknown_filter_fields_and_bad_modality(api: ApiEnv) -> None:
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "where": {"colour": "red"}})
+    assert_error(r, 400, "unknown filter field 'colour'")
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "where": {"a;drop": "x"}})
+    assert_error(r, 400, "invalid metadata key")
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "where": {"name": {"$ne": 1}}})
+    assert_error(r, 400, "filter")
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "unknown": 1})
+    assert_error(r, 400, "unknown field")
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "modality": "video"})
+    assert_error(r, 400, "modality")
+
+
+def test_path_traversal_in_index_paths(api: ApiEnv, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret password")
+    (api.root / "link").symlink_to(tmp_path)
+    hdr = api.h("admin")
+    for path in ["../secret.txt", str(secret), "link/secret.txt", "../../../../etc/passwd", "a\x00b"]:
+        r = api.client.post("/index", headers=hdr, json={"paths": [path]})
+        assert 400 <= r.status_code < 500, (path, r.text)
+        assert "error" in r.json()
+    assert_error(api.client.post("/index", headers=hdr, json={"paths": ["../secret.txt"]}), 403, "outside")
+    assert_error(api.client.post("/index", headers=hdr, json={"paths": ["nope"]}), 404, "no such")
+    assert_error(api.client.post("/index", headers=hdr, json={"paths": "docs"}), 400, "paths")
+    (api.root / "inner").mkdir()
+    (api.root / "inner" / "escape").symlink_to(tmp_path)  # a link inside a folder: skipped
+    (api.root / "inner" / "ok.txt").write_text("a fine file")
+    r = api.client.post("/index", headers=hdr, json={"paths": ["inner"]})
+    assert r.status_code == 201
+    assert [x["name"] for x in r.json()["items"]] == ["ok.txt"]
+    r = api.client.post("/search", headers=hdr, json={"text": "secret password", "k": 10})
+    assert all("secret" not in h["uri"] for h in r.json()["hits"])
+
+
+@pytest.mark.parametrize("item_id", ["..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "ABCDEF0123456789", "12", "%00"])
+def test_path_traversal_in_item_ids(api: ApiEnv, item_id: str) -> None:
+    for url in (f"/items/{item_id}", f"/items/{item_id}/preview"):
+        r = api.client.get(url, headers=api.h("admin"))
+        assert 400 <= r.status_code < 500, (url, r.status_code)
+        assert "error" in r.json()
+    r = api.client.get("/items/ABCDEF0123456789", headers=api.h("admin"))
+    assert_error(r, 400, "16 lowercase hex")
+
+
+def test_one_megabyte_query(api: ApiEnv) -> None:
+    huge = "lake " * 200_000  # 1 MB: over this server's body limit
+    assert_error(api.client.post("/search", headers=api.h("alice"), json={"text": huge}), 413, "limit")
+    long = "lake " * 4000  # under the body limit, over the query limit
+    assert_error(api.client.post("/search", headers=api.h("alice"), json={"text": long}), 400, "limit")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": huge})
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+    assert_error(api.client.get("/search", headers=api.h("alice"), params={"q": long[:12_000]}), 400, "limit")
+
+
+def test_empty_and_double_queries(api: ApiEnv) -> None:
+    assert_error(api.client.post("/search", headers=api.h("alice"), json={"text": "   "}), 400, "empty")
+    r = api.client.post(
+        "/search", headers=api.h("alice"), data={"text": "lake"}, files={"image": ("q.png", png_bytes((1, 2, 3)))}
+    )
+    assert_error(r, 400, "exactly one")
+
+
+def test_non_admin_cannot_ingest(api: ApiEnv) -> None:
+    assert_error(api.upload("alice", {"x.txt": b"text"}), 403, "not an admin")
+
+
+def test_bad_access_lists(api: ApiEnv) -> None:
+    assert_error(api.upload("admin", {"x.txt": b"text"}, access="role:boss"), 400, "access entry")
+    assert_error(api.upload("admin", {"x.txt": b"text"}, access="user:../../x"), 400, "invalid user name")
+
+
+def test_bad_preview_signatures(api: ApiEnv) -> None:
+    hit = api.client.post("/search", headers=api.h("alice"), json={"text": "lake"}).json()["hits"][0]
+    url = hit["preview_url"]
+    assert api.client.get(url).status_code == 200
+    assert_error(api.client.get(url[:-4] + "0000"), 401, "signature")
+    assert_error(api.client.get(url.replace("exp=", "exp=1")), 401, "signature")
+    assert_error(api.client.get(url.replace("exp=", "exp=x")), 401, "malformed")
+    other = api.client.post("/search", headers=api.h("bob"), json={"text": "lake"}).json()["hits"][0]["preview_url"]
+    assert api.client.get(other).status_code == 200
+
+
+def test_unknown_endpoint_is_json(api: ApiEnv) -> None:
+    assert_error(api.client.get("/nope"), 404, "no such endpoint")
+    assert_error(api.client.put("/search", headers=api.h("alice")), 405, "method")

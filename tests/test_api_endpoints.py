@@ -1,0 +1,177 @@
+"""The REST API's endpoints on a collection with a tiny deterministic encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api_support import ApiEnv, api, png_bytes, wav_bytes
+
+__all__ = ["api"]
+
+
+def _names(resp) -> list[str]:  # type: ignore[no-untyped-def]
+    assert resp.status_code == 200, resp.text
+    return [Path(h["uri"]).name for h in resp.json()["hits"]]
+
+
+def _seed(api: ApiEnv) -> dict[str, str]:
+    r = api.upload(
+        "admin",
+        {
+            "red.png": png_bytes((240, 20, 20)),
+            "blue.png": png_bytes((20, 20, 240)),
+            "report.txt": b"quarterly sales report for the european market",
+            "recipe.txt": b"a recipe for tomato soup with basil",
+            "tone.wav": wav_bytes(440),
+        },
+        access="public",
+        team="demo",
+    )
+    assert r.status_code == 201, r.text
+    return {x["name"]: x["id"] for x in r.json()["items"]}
+
+
+def test_text_search_returns_cli_hit_shape_with_preview_url(api: ApiEnv) -> None:
+    _seed(api)
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "tomato soup", "k": 2})
+    assert _names(r)[0] == "recipe.txt"
+    hit = r.json()["hits"][0]
+    cli_shape = {"id", "uri", "modality", "score", "metadata", "start", "end", "matched", "snippet"}
+    assert set(hit) == cli_shape | {"preview_url"}
+    assert hit["metadata"]["team"] == "demo"
+    assert len(r.json()["hits"]) == 2
+    preview = api.client.get(hit["preview_url"])
+    assert preview.status_code == 200
+    assert "tomato" in preview.text
+
+
+def test_get_search_and_filters(api: ApiEnv) -> None:
+    _seed(api)
+    r = api.client.get("/search", headers=api.h("bob"), params={"q": "sales report", "k": 10, "modality": "text"})
+    names = _names(r)
+    assert names[0] == "report.txt"
+    assert set(names) == {"report.txt", "recipe.txt"}
+    r = api.client.post(
+        "/search", headers=api.h("bob"), json={"text": "sales", "k": 10, "where": {"name": ["red.png", "tone.wav"]}}
+    )
+    assert set(_names(r)) == {"red.png", "tone.wav"}
+
+
+def test_image_query_finds_similar_images_and_thumbnail(api: ApiEnv) -> None:
+    _seed(api)
+    r = api.client.post(
+        "/search", headers=api.h("alice"), files={"image": ("q.png", png_bytes((200, 40, 30)), "image/png")},
+        data={"k": "5", "modality": "image"},
+    )  # fmt: skip
+    assert _names(r) == ["red.png", "blue.png"]
+    thumb = api.client.get(r.json()["hits"][0]["preview_url"])
+    assert thumb.status_code == 200
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content[:3] == b"\xff\xd8\xff"
+
+
+def test_audio_query_and_audio_preview_supports_ranges(api: ApiEnv) -> None:
+    _seed(api)
+    r = api.client.post(
+        "/search", headers=api.h("alice"), files={"audio": ("q.wav", wav_bytes(440, 0.3), "audio/wav")}, data={"k": "1"}
+    )
+    assert _names(r) == ["tone.wav"]
+    hit = r.json()["hits"][0]
+    assert hit["start"] == 0.0
+    full = api.client.get(hit["preview_url"])
+    assert full.status_code == 200 and full.content[:4] == b"RIFF"
+    part = api.client.get(hit["preview_url"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.content == full.content[:100]
+
+
+def test_get_item_and_delete_purges_everything(api: ApiEnv) -> None:
+    ids = _seed(api)
+    red = ids["red.png"]
+    item = api.client.get(f"/items/{red}", headers=api.h("alice"))
+    assert item.status_code == 200 and item.json()["modality"] == "image"
+    assert "access" not in item.json()  # only admins see access lists
+    assert api.client.get(f"/items/{red}", headers=api.h("admin")).json()["access"] == ["public"]
+    before = api.client.post("/search", headers=api.h("alice"), json={"text": "x", "k": 10, "modality": "image"})
+    assert "red.png" in _names(before)
+    preview_url = before.json()["hits"][0]["preview_url"]
+    assert api.client.get(preview_url).status_code == 200
+    thumbs = list((api.coll.path / "previews").glob(f"{red}-*.jpg"))
+    assert thumbs
+    uri = Path(item.json()["uri"])
+    assert uri.is_file()
+
+    assert api.client.delete(f"/items/{red}", headers=api.h("alice")).status_code == 403
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+    assert any(h.id == red for hits in svc.results._data.values() for h in hits)
+    r = api.client.delete(f"/items/{red}", headers=api.h("admin"))
+    assert r.status_code == 200 and r.json()["deleted"] == 1
+    assert not any(h.id == red for hits in svc.results._data.values() for h in hits)  # purged from the cache
+    after = api.client.post("/search", headers=api.h("alice"), json={"text": "x", "k": 10, "modality": "image"})
+    assert "red.png" not in _names(after)  # same query: the cached result was not served
+    assert api.client.get(f"/items/{red}", headers=api.h("admin")).status_code == 404
+    assert not any(thumbs[0].parent.glob(f"{red}-*.jpg"))
+    assert not uri.exists()
+    assert api.client.delete(f"/items/{red}", headers=api.h("admin")).status_code == 404
+
+
+def test_index_server_side_paths(api: ApiEnv) -> None:
+    folder = api.root / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("penguins live in antarctica")
+    (folder / "b.txt").write_text("camels live in the desert")
+    r = api.client.post("/index", headers=api.h("admin"), json={"paths": ["docs"], "access": ["group:eng"]})
+    assert r.status_code == 201, r.text
+    assert r.json()["report"]["added"] == 2
+    assert _names(api.client.post("/search", headers=api.h("alice"), json={"text": "penguins"}))[0] == "a.txt"
+    assert _names(api.client.post("/search", headers=api.h("bob"), json={"text": "penguins"})) == []
+    r = api.client.post("/index", headers=api.h("alice"), json={"paths": ["docs"]})
+    assert r.status_code == 403
+
+
+def test_healthz_me_docs_and_page(api: ApiEnv) -> None:
+    assert api.client.get("/healthz").json()["status"] == "ok"
+    assert api.client.get("/me", headers=api.h("carol")).json()["groups"] == ["eng", "sales"]
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn" not in docs.text.lower()
+    assert api.client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    spec = api.client.get("/openapi.json").json()
+    paths = {"/search", "/items", "/index", "/items/{item_id}", "/items/{item_id}/preview", "/healthz", "/metrics"}
+    assert paths <= set(spec["paths"])
+    page = api.client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+    for asset in ("/static/app.js", "/static/style.css"):
+        body = api.client.get(asset)
+        assert body.status_code == 200
+        assert "https://" not in body.text
+
+
+def test_metrics_report_latency_stages_cache_and_errors(api: ApiEnv) -> None:
+    _seed(api)
+    for _ in range(3):
+        api.client.post("/search", headers=api.h("alice"), json={"text": "tomato soup"})
+    api.client.post("/search", headers=api.h("alice"), json={"text": "tomato soup", "k": 0})
+    assert api.client.get("/metrics", headers=api.h("alice")).status_code == 403
+    text = api.client.get("/metrics", headers=api.h("admin")).text
+    assert 'xmodal_request_seconds_count{endpoint="/search",method="POST"} 4.0' in text
+    for stage in ("encode", "search", "fetch"):
+        assert f'xmodal_stage_seconds_count{{stage="{stage}"}}' in text
+    assert 'xmodal_cache_requests_total{cache="results",result="hit"} 2.0' in text
+    assert 'xmodal_cache_requests_total{cache="results",result="miss"} 1.0' in text
+    assert "xmodal_index_items 5.0" in text
+    assert 'xmodal_errors_total{endpoint="/search",type="InvalidArgumentError"} 1.0' in text
+    assert 'xmodal_responses_total{endpoint="/search",method="POST",status="400"} 1.0' in text
+
+
+def test_models_load_once_per_process(tmp_path: Path) -> None:
+    from api_support import FakeEncoder, make_env
+
+    for env in make_env(tmp_path):
+        made = FakeEncoder.made
+        _seed(env)
+        for i in range(5):
+            env.client.post("/search", headers=env.h("alice"), json={"text": f"query {i}"})
+        env.client.post("/search", headers=env.h("bob"), files={"image": ("q.png", png_bytes((1, 2, 3)), "image/png")})
+        assert FakeEncoder.made == made

@@ -1,0 +1,134 @@
+"""The app factory: one app per call, for one collection. No module-global app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from xmodal import __version__
+from xmodal.api.http import BodyLimitMiddleware, install_error_handlers, install_request_metrics
+from xmodal.api.routes import HeaderValue, install_routes, principal_of
+from xmodal.api.service import Service
+from xmodal.api.settings import ServeSettings
+from xmodal.collection import Collection
+
+log = logging.getLogger("xmodal.api")
+
+# The page loads nothing from elsewhere; say so to the browser.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("xmodal.api").joinpath("static")))
+
+
+def _swagger_dir() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-py`` package (found, not imported), so /docs
+    works offline; it bundles Swagger UI 5, which reads FastAPI's OpenAPI 3.1."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        return None
+    static = Path(spec.origin).parent / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
+
+
+def build_app(settings: ServeSettings, collection: Collection | None = None) -> FastAPI:
+    owned = collection is None
+    coll = collection if collection is not None else Collection.open(settings.collection)
+    service = Service(settings, coll)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(service.warm_up)
+        task = asyncio.create_task(_retention_loop(service)) if settings.retention_days else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            service.close()
+            if owned:
+                coll.close()
+
+    app = FastAPI(
+        title="xmodal",
+        version=__version__,
+        description="Cross-modal search: text, images and audio in one vector space.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app, service.metrics)
+    install_request_metrics(app, service.metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    install_routes(app)
+    _install_pages(app, service)
+    return app
+
+
+def _install_pages(app: FastAPI, service: Service) -> None:
+    static = _static_dir()
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    swagger = _swagger_dir()
+    if swagger is not None:
+        app.mount("/docs-assets", StaticFiles(directory=swagger), name="docs-assets")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(static / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if swagger is None:  # the bundle is in the 'serve' extra; without it, FastAPI's CDN page
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="xmodal API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="xmodal API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.get("/healthz", summary="Liveness: the process serves requests")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", summary="Prometheus metrics (admin key unless the server makes them public)")
+    async def metrics(
+        request: Request,
+        authorization: HeaderValue = None,
+        x_api_key: HeaderValue = None,
+    ) -> Response:
+        if not service.settings.metrics_public:
+            service.require_admin(principal_of(request, authorization, x_api_key))
+        body, ctype = await asyncio.to_thread(service.metrics.render)
+        return Response(body, media_type=ctype)
+
+
+async def _retention_loop(service: Service) -> None:
+    while True:
+        try:
+            done = await asyncio.to_thread(service.retention)
+            if done.get("items_deleted") or done.get("audit_entries_deleted"):
+                log.info("retention: %s", done)
+        except Exception:
+            log.exception("retention failed")
+        await asyncio.sleep(service.settings.retention_interval_s)

@@ -1,0 +1,321 @@
+"""The HTTP endpoints: thin wrappers that parse the request and call :class:`Service`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader
+from starlette.datastructures import UploadFile
+
+from xmodal.access.principal import Principal, parse_access
+from xmodal.api.service import SearchRequest, Service, check_item_id
+from xmodal.errors import (
+    ForbiddenError,
+    InvalidArgumentError,
+    InvalidQueryError,
+    MediaError,
+    NotFoundError,
+    UnsupportedMediaError,
+)
+from xmodal.search import Query
+from xmodal.types import Modality
+
+_JSON_BODY = {"type": "object", "properties": {
+    "text": {"type": "string"}, "k": {"type": "integer", "default": 10},
+    "modality": {"type": "string", "enum": ["text", "image", "audio"]},
+    "where": {"type": "object", "additionalProperties": True},
+}}  # fmt: skip
+_FORM_BODY = {"type": "object", "properties": {
+    "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
+    "audio": {"type": "string", "format": "binary"}, "k": {"type": "integer"},
+    "modality": {"type": "string"}, "where": {"type": "string", "description": "JSON object"},
+}}  # fmt: skip
+SEARCH_DOC = {"requestBody": {"content": {
+    "application/json": {"schema": _JSON_BODY}, "multipart/form-data": {"schema": _FORM_BODY},
+}}}  # fmt: skip
+UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
+    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+    "metadata": {"type": "string", "description": "JSON object applied to every file"},
+    "access": {"type": "string", "description": "comma-separated: NAME, user:NAME, group:NAME or public"},
+}}}}}}  # fmt: skip
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+HeaderValue = Annotated[str | None, Header(include_in_schema=False)]
+# Declared as a security scheme so /docs offers "Authorize"; 'Authorization: Bearer' works too.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="a key from `xmodal keys create`")
+ApiKeyValue = Annotated[str | None, Security(API_KEY_HEADER)]
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def principal_of(
+    request: Request,
+    authorization: HeaderValue = None,
+    x_api_key: ApiKeyValue = None,
+) -> Principal:
+    token = x_api_key
+    if token is None and authorization:
+        scheme, _, value = authorization.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else authorization
+    return service_of(request).authenticate(token)
+
+
+Auth = Annotated[Principal, Depends(principal_of)]
+
+
+def _json_field(raw: Any, what: str) -> Any:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise InvalidArgumentError(f"{what} must be a JSON text field")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _int_field(raw: Any, what: str) -> Any:
+    if raw is None or isinstance(raw, int):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise InvalidArgumentError(f"{what} must be a whole number, got {str(raw)[:40]!r}") from None
+
+
+async def _read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+
+
+def _content_kind(request: Request, allowed: tuple[str, ...]) -> str:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in allowed:
+        raise UnsupportedMediaError(f"unsupported Content-Type {ctype or '(none)'!r}; send {' or '.join(allowed)}")
+    return ctype
+
+
+async def parse_search(request: Request) -> SearchRequest:
+    kind = _content_kind(request, ("application/json", "multipart/form-data", "application/x-www-form-urlencoded"))
+    if kind == "application/json":
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidArgumentError('the JSON body must be an object like {"text": "...", "k": 10}')
+        unknown = set(body) - {"text", "k", "modality", "where"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected text, k, modality, where")
+        text = body.get("text")
+        if not isinstance(text, str):
+            raise InvalidQueryError('give the query as "text": a string (or upload an image or audio file)')
+        return SearchRequest(Query.text(text), body.get("k", 10), body.get("modality"), body.get("where"))
+    form = await request.form()
+    queries: list[Query] = []
+    text = form.get("text")
+    if isinstance(text, str) and text.strip():
+        queries.append(Query.text(text))
+    for field, mod in (("image", Modality.IMAGE), ("audio", Modality.AUDIO), ("file", None)):
+        upload = form.get(field)
+        if isinstance(upload, UploadFile):
+            data = await upload.read()
+            queries.append(Query(mod or _sniff_modality(data), data=data))
+    if len(queries) != 1:
+        raise InvalidQueryError("give exactly one query: a 'text' field, or an 'image' or 'audio' file")
+    k = _int_field(form.get("k"), "k")
+    modality = form.get("modality")
+    where = _json_field(form.get("where"), "where")
+    return SearchRequest(queries[0], 10 if k is None else k, modality if isinstance(modality, str) else None, where)
+
+
+def _sniff_modality(data: bytes) -> Modality:
+    from xmodal.media.detect import sniff
+
+    found = sniff(data[:4096])
+    if found is None or found.modality is Modality.TEXT:
+        raise UnsupportedMediaError("the uploaded query file is not an image or audio file")
+    return found.modality
+
+
+def build_router() -> APIRouter:
+    r = APIRouter()
+
+    @r.post("/search", openapi_extra=SEARCH_DOC, summary="Search by text, image or audio")
+    async def search(request: Request, principal: Auth) -> dict[str, Any]:
+        req = await parse_search(request)
+        return await asyncio.to_thread(service_of(request).search, principal, req)
+
+    @r.get("/search", summary="Search by text (query string)")
+    async def search_get(
+        request: Request, principal: Auth, q: str, k: int = 10, modality: str | None = None,
+        where: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        req = SearchRequest(Query.text(q), k, modality, _json_field(where, "where"))
+        return await asyncio.to_thread(service_of(request).search, principal, req)
+
+    @r.get("/items/{item_id}", summary="An item's record")
+    async def get_item(item_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+        return await asyncio.to_thread(service_of(request).item_dict, principal, item_id)
+
+    @r.get("/items/{item_id}/preview", summary="Thumbnail (image), the audio itself (ranges), or the text")
+    async def preview(
+        item_id: str, request: Request, key: str | None = None, exp: str | None = None, sig: str | None = None,
+        authorization: HeaderValue = None, x_api_key: HeaderValue = None,
+    ) -> Response:  # fmt: skip
+        svc = service_of(request)
+        check_item_id(item_id)
+        if key is not None and exp is not None and sig is not None:
+            principal = svc.preview_principal(item_id, key, exp, sig)
+        else:
+            principal = principal_of(request, authorization, x_api_key)
+        return await asyncio.to_thread(_preview_response, svc, principal, item_id)
+
+    @r.post("/items", status_code=201, openapi_extra=UPLOAD_DOC, summary="Upload files (admin)")
+    async def upload(request: Request, principal: Auth) -> dict[str, Any]:
+        svc = service_of(request)
+        svc.require_admin(principal)
+        _content_kind(request, ("multipart/form-data",))
+        form = await request.form(max_files=svc.settings.max_files_per_upload)
+        files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
+        if not files:
+            raise InvalidArgumentError("no files: send one or more 'files' parts")
+        metadata = _json_field(form.get("metadata"), "metadata")
+        access_raw = form.get("access")
+        access = parse_access(access_raw) if isinstance(access_raw, str) and access_raw.strip() else None
+        paths = [await _save_upload(svc, f) for f in files]
+        try:
+            await asyncio.to_thread(_check_files, svc, paths)
+            return await asyncio.to_thread(svc.add_files, principal, paths, metadata, access)
+        except BaseException:
+            for p in paths:
+                _discard(svc, p)
+            raise
+
+    @r.post("/index", status_code=201, summary="Index server-side paths under the index root (admin)")
+    async def index_paths(request: Request, principal: Auth) -> dict[str, Any]:
+        svc = service_of(request)
+        svc.require_admin(principal)
+        _content_kind(request, ("application/json",))
+        body = await _read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("paths"), list) or not body["paths"]:
+            raise InvalidArgumentError('send {"paths": ["folder/or/file", ...], "metadata": {}, "access": [...]}')
+        unknown = set(body) - {"paths", "metadata", "access"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected paths, metadata, access")
+        files = await asyncio.to_thread(resolve_index_paths, svc, body["paths"])
+        access = parse_access(body["access"]) if body.get("access") is not None else None
+        return await asyncio.to_thread(svc.add_files, principal, files, body.get("metadata"), access)
+
+    @r.delete("/items/{item_id}", summary="Delete an item, its vectors, preview and cached results (admin)")
+    async def delete_item(item_id: str, request: Request, principal: Auth) -> Any:
+        return await asyncio.to_thread(service_of(request).delete_item, principal, item_id)
+
+    @r.get("/me", summary="Who this key belongs to")
+    async def me(principal: Auth) -> dict[str, Any]:
+        return principal.to_dict()
+
+    return r
+
+
+def _preview_response(svc: Service, principal: Principal, item_id: str) -> Response:
+    from xmodal.api.previews import thumbnail
+
+    item = svc.visible_item(principal, item_id)
+    if item.modality is Modality.TEXT:
+        return PlainTextResponse(item.text[:20000])
+    path = Path(item.uri)
+    if not path.is_file():
+        raise NotFoundError(f"the file of item {item_id!r} is no longer there")
+    headers = {"Cache-Control": "private, max-age=600"}
+    if item.modality is Modality.IMAGE:
+        try:
+            thumb = thumbnail(
+                path, svc.previews_dir, item.id, item.content_hash, svc.settings.thumbnail_px, svc.coll.config.limits
+            )
+        except MediaError as exc:
+            raise NotFoundError(f"no preview for item {item_id!r}: {exc}") from None
+        return FileResponse(thumb, media_type="image/jpeg", headers=headers)
+    mime = str(item.metadata.get("mime") or "application/octet-stream")
+    return FileResponse(path, media_type=mime, headers=headers)  # Starlette serves Range requests
+
+
+async def _save_upload(svc: Service, upload: UploadFile) -> Path:
+    data = await upload.read()
+    name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name).strip("._") or "upload"
+    folder = svc.settings.upload_root / hashlib.blake2b(data, digest_size=8).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name[:120]
+    path.write_bytes(data)
+    return path
+
+
+def _discard(svc: Service, path: Path) -> None:
+    from xmodal.ingest import item_id_for
+
+    with svc.lock:
+        try:
+            svc.coll.get(item_id_for(str(path.absolute())))
+            return  # indexed (an earlier upload of the same file): keep it
+        except NotFoundError:
+            pass
+    path.unlink(missing_ok=True)
+    if path.parent != svc.settings.upload_root and path.parent.is_dir() and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+
+
+def _check_files(svc: Service, paths: list[Path]) -> None:
+    """Decode every upload within the collection's limits first: one bad file refuses the
+    request with that file's error (415, 413, 422) and nothing is indexed."""
+    from xmodal.ingest import decode_file
+
+    for path in paths:
+        try:
+            decode_file(path, svc.coll.config.limits)
+        except MediaError as exc:
+            raise type(exc)(f"{path.name}: {exc}") from None
+
+
+def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
+    """Files to index for ``POST /index``: every path must resolve (symbolic links included)
+    inside the configured index root."""
+    from xmodal.ingest import WalkError, walk
+
+    root_setting = svc.settings.index_root
+    if root_setting is None:
+        raise ForbiddenError("indexing server-side paths is disabled; start the server with --index-root DIR")
+    root = root_setting.resolve()
+    files: list[Path] = []
+    for raw in raw_paths:
+        if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 4096:
+            raise InvalidArgumentError("each path must be a non-empty string")
+        candidate = (root / raw).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise ForbiddenError(f"path {raw[:200]!r} is outside the index root")
+        if not candidate.exists():
+            raise NotFoundError(f"no such file or folder under the index root: {raw[:200]!r}")
+        for found in walk([candidate]):
+            if isinstance(found, WalkError):
+                continue
+            real = found.path.resolve()
+            if root in real.parents:  # a link inside the root that points out of it is skipped
+                files.append(found.path)
+    if not files:
+        raise InvalidArgumentError("no files found under the given paths")
+    if len(files) > 100_000:
+        raise InvalidArgumentError("too many files in one request (limit 100,000)")
+    return files
+
+
+def install_routes(app: FastAPI) -> None:
+    app.include_router(build_router())

@@ -1,0 +1,323 @@
+"""What the server does, without HTTP: search with access control and caches, item reads,
+ingest and delete, audit. The FastAPI routes are thin wrappers around this."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xmodal.access.audit import AuditLog
+from xmodal.access.principal import Principal
+from xmodal.access.retention import apply_retention, remove_items
+from xmodal.access.store import AccessStore
+from xmodal.api.cache import LRUCache
+from xmodal.api.metrics import Metrics
+from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
+from xmodal.api.settings import ServeSettings
+from xmodal.catalog import check_meta_key
+from xmodal.collection import Collection
+from xmodal.errors import AuthError, ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
+from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
+from xmodal.types import Hit, Item, Modality
+
+ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
+MAX_CACHED_K = 100
+
+
+def check_item_id(item_id: str) -> str:
+    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+        raise InvalidArgumentError("item ids are 16 lowercase hex characters")
+    return item_id
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What one principal may see at one index/ACL version: item ids (None: everything) and the
+    metadata fields of those items (so an unknown-field error reveals nothing about others)."""
+
+    ids: frozenset[str] | None
+    fields: frozenset[str]
+    # Changes when, and only when, an item this principal may see is added, changed, removed,
+    # granted or withdrawn. Result-cache keys use it instead of the global index generation, so
+    # a write to items someone cannot see does not even change whether their query is cached.
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: Query
+    k: Any = 10
+    modality: str | None = None
+    where: dict[str, Any] | None = None
+
+
+class Service:
+    def __init__(self, settings: ServeSettings, coll: Collection) -> None:
+        self.settings = settings
+        self.coll = coll
+        self.store = AccessStore(coll.path)
+        self.audit = AuditLog(coll.path)
+        self.signer = PreviewSigner(self.store.secret("previews"), settings.preview_ttl_s)
+        self.embeddings = LRUCache(settings.embedding_cache_size)
+        self.results = LRUCache(settings.result_cache_size)
+        self.visibility_cache = LRUCache(256)
+        # One catalog connection and one index: reads and writes of the collection take turns.
+        self.lock = threading.RLock()
+        # Tokenizers and models are not safe to call from several threads at once.
+        self.encode_lock = threading.Lock()
+        self.metrics = Metrics(self.gauges)
+        self.previews_dir = coll.path / PREVIEWS_DIR
+
+    def warm_up(self) -> None:
+        """Load the models once, at start, rather than in the first user's request."""
+        with self.lock:
+            self.coll.search(Query.text("warm up"), k=1)
+
+    def gauges(self) -> dict[str, float]:
+        with self.lock:
+            stats = {"index_items": float(len(self.coll)), "index_vectors": float(len(self.coll.index))}
+        stats["embedding_cache_hit_ratio"] = self.embeddings.hit_rate
+        stats["result_cache_hit_ratio"] = self.results.hit_rate
+        stats["result_cache_entries"] = float(len(self.results))
+        return stats
+
+    # ---- access -----------------------------------------------------------------------------
+    def authenticate(self, token: str | None) -> Principal:
+        return self.store.authenticate(token)
+
+    @staticmethod
+    def require_admin(principal: Principal) -> None:
+        if not principal.admin:
+            raise ForbiddenError(f"principal {principal.name!r} is not an admin; only admins may change the index")
+
+    def _versions(self) -> tuple[int, int, bool]:
+        return self.coll.catalog.generation, self.store.acl_version, self.store.default_public
+
+    def visibility(self, principal: Principal, versions: tuple[int, int, bool]) -> Visibility:
+        """Call with ``self.lock`` held."""
+        key = (principal.cache_key, versions)
+        found = self.visibility_cache.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        acls = self.store.all_acls()
+        ids: set[str] = set()
+        fields: set[str] = set()
+        digest = hashlib.blake2b(digest_size=16)
+        for item in self.coll.items():  # ordered by uri
+            if principal.admin or self.store.may_see(principal, acls.get(item.id)):
+                ids.add(item.id)
+                fields.update(item.metadata)
+                digest.update(f"{item.id}:{item.content_hash}:{item.updated_at!r};".encode())
+        vis = Visibility(None if principal.admin else frozenset(ids), frozenset(fields), digest.hexdigest())
+        self.visibility_cache.put(key, vis)
+        return vis
+
+    def visible_item(self, principal: Principal, item_id: str) -> Item:
+        """The item, or the same NotFoundError whether it is absent or hidden from this principal."""
+        check_item_id(item_id)
+        with self.lock:
+            try:
+                item = self.coll.get(item_id)
+            except NotFoundError:
+                item = None
+            if item is None or not self.store.may_see(principal, self.store.acl(item_id)):
+                raise NotFoundError(f"no item with id {item_id!r}")
+        return item
+
+    # ---- search -----------------------------------------------------------------------------
+    def search(self, principal: Principal, req: SearchRequest) -> dict[str, Any]:
+        k = validate_k(req.k)
+        modality = Modality.parse(req.modality) if req.modality not in (None, "", "any") else None
+        where = normalise_where(_check_where(req.where))
+        qkey = _query_key(req.query)
+        filters = json.dumps(where, sort_keys=True)
+        with self.lock:
+            versions = self._versions()
+            vis = self.visibility(principal, versions)
+        unknown = sorted(set(where) - vis.fields)
+        if unknown:
+            known = ", ".join(sorted(vis.fields)) or "none"
+            raise InvalidArgumentError(f"unknown filter field {unknown[0]!r}; fields you can filter on: {known}")
+        rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
+        cached = self.results.get(rkey)
+        self.metrics.cache_lookup("results", cached is not None)
+        if cached is None:
+            vector = self._embed(principal, req.query, qkey)
+            with self.lock, self.metrics.stage("search"):
+                if self._versions() != versions:  # the index changed meanwhile: use the new view
+                    versions = self._versions()
+                    vis = self.visibility(principal, versions)
+                    rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
+                hits = self.coll.pipeline.search_vector(vector, k, modality, where, allow_items=_as_set(vis.ids))
+            cached = tuple(hits)
+            if k <= MAX_CACHED_K:  # bounded memory: very long result lists are not kept
+                self.results.put(rkey, cached)
+        with self.metrics.stage("fetch"):
+            out = [self._hit_dict(principal, h, vis) for h in cached]
+        self.audit.record(
+            "search",
+            principal.name,
+            key_id=principal.key_id,
+            query=_describe(req.query),
+            k=k,
+            modality=modality.value if modality else None,
+            where=where or None,
+            ids=[h["id"] for h in out],
+        )
+        return {"query": _describe(req.query), "k": k, "hits": out}
+
+    def _embed(self, principal: Principal, query: Query, qkey: str) -> Any:
+        # Keyed by principal too: a shared cache would let one user time another's queries.
+        ekey = (principal.cache_key, qkey)
+        vector = self.embeddings.get(ekey)
+        self.metrics.cache_lookup("embeddings", vector is not None)
+        if vector is None:
+            with self.encode_lock, self.metrics.stage("encode"):
+                vector = self.coll.pipeline.encode(query)
+            self.embeddings.put(ekey, vector)
+        return vector
+
+    def _hit_dict(self, principal: Principal, hit: Hit, vis: Visibility) -> dict[str, Any]:
+        if vis.ids is not None and hit.id not in vis.ids:  # defence in depth; the ANN filter did this
+            raise RuntimeError("access filter let a hidden item through")
+        out = hit.to_dict()
+        out["preview_url"] = self.signer.url(hit.id, principal.key_id)
+        return out
+
+    # ---- items ------------------------------------------------------------------------------
+    def item_dict(self, principal: Principal, item_id: str) -> dict[str, Any]:
+        item = self.visible_item(principal, item_id)
+        out = item.to_dict()
+        out["preview_url"] = self.signer.url(item.id, principal.key_id)
+        if principal.admin:
+            out["access"] = self.store.acl(item.id)
+        self.audit.record("item.get", principal.name, key_id=principal.key_id, ids=[item.id])
+        return out
+
+    def preview_principal(self, item_id: str, key_id: str, exp: str, sig: str) -> Principal:
+        """The principal a signed preview URL was made for, if its key is still valid."""
+        check_item_id(item_id)
+        self.signer.check(item_id, key_id, exp, sig)
+        info = self.store.key_info(key_id)
+        if info.revoked_at is not None:
+            raise AuthError("this API key has been revoked")
+        return Principal(info.principal, info.groups, info.admin, info.key_id)
+
+    def add_files(
+        self, principal: Principal, paths: list[Path], metadata: dict[str, Any] | None, access: list[str] | None
+    ) -> dict[str, Any]:
+        """Index files already checked to be allowed; the access list is set before the items
+        exist, so there is no moment when a restricted item is visible to others."""
+        from xmodal.ingest import item_id_for
+
+        self.require_admin(principal)
+        meta = _check_metadata(metadata)
+        ids = [item_id_for(str(p.absolute())) for p in paths]
+        with self.lock:
+            if access is not None:
+                self.store.set_acl(ids, access)
+            report = self.coll.add(paths, metadata=meta)
+            present = self.coll.catalog.items_by_id(ids)
+        # No cache flush: result keys carry each principal's view digest, which this write
+        # changed only for the principals who may see these items.
+        failed = {p for p, _ in report.failures}
+        items = [
+            {"id": i, "uri": str(p.absolute()), "name": p.name}
+            for i, p in zip(ids, paths, strict=True)
+            if i in present and str(p.absolute()) not in failed
+        ]
+        if not items and report.failures:
+            from xmodal.errors import MediaError
+
+            path, reason = report.failures[0]
+            raise MediaError(f"nothing was indexed: {Path(path).name}: {reason}")
+        self.audit.record(
+            "items.add", principal.name, key_id=principal.key_id, ids=[x["id"] for x in items], access=access,
+            metadata=meta or None, failures=len(report.failures),
+        )  # fmt: skip
+        return {"items": items, "report": report.to_dict()}
+
+    def delete_item(self, principal: Principal, item_id: str) -> dict[str, Any]:
+        self.require_admin(principal)
+        check_item_id(item_id)
+        with self.lock:
+            self.coll.get(item_id)
+            n = remove_items(self.coll, self.store, [item_id], self.settings.upload_root)
+        self._purge_cached({item_id})
+        self.audit.record("items.delete", principal.name, key_id=principal.key_id, ids=[item_id])
+        return {"deleted": n, "id": item_id}
+
+    def retention(self) -> dict[str, Any]:
+        if self.settings.retention_days is None:
+            return {}
+        with self.lock:
+            report = apply_retention(
+                self.coll, self.store, self.audit, self.settings.retention_days, self.settings.upload_root
+            )
+        if report.items:
+            self._purge_cached(set(report.ids))
+        return report.to_dict()
+
+    def _purge_cached(self, ids: set[str]) -> None:
+        """Drop cached results that list deleted items (their keys could no longer be reached
+        anyway; this frees them at once)."""
+        self.results.discard_if(lambda hits: any(h.id in ids for h in hits))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _as_set(ids: frozenset[str] | None) -> set[str] | None:
+    return None if ids is None else set(ids)
+
+
+def _query_key(query: Query) -> str:
+    if query.modality is Modality.TEXT:
+        text = query.content or ""
+        if len(text) > MAX_QUERY_CHARS:
+            raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+        return "text:" + text.strip()
+    data = query.data if query.data is not None else b""
+    return f"{query.modality.value}:" + hashlib.sha256(data).hexdigest()
+
+
+def _describe(query: Query) -> str:
+    if query.modality is Modality.TEXT:
+        return (query.content or "").strip()[:500]
+    data = query.data or b""
+    return f"{query.modality.value}:sha256:{hashlib.sha256(data).hexdigest()[:16]} ({len(data)} bytes)"
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _check_where(where: Any) -> dict[str, Any]:
+    if where is None:
+        return {}
+    if not isinstance(where, dict):
+        raise InvalidArgumentError("'where' must be an object of field -> value or list of values")
+    for key, value in where.items():
+        check_meta_key(str(key))
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > 100 or not all(isinstance(v, _SCALARS) for v in values):
+            raise InvalidArgumentError(f"filter {key!r} must be a value or a list of 1 to 100 values")
+    return dict(where)
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError("metadata must be a JSON object of field -> value")
+    if len(metadata) > 64:
+        raise InvalidArgumentError("metadata may have at most 64 fields")
+    for key, value in metadata.items():
+        check_meta_key(str(key))
+        if not isinstance(value, _SCALARS) or (isinstance(value, str) and len(value) > 1000):
+            raise InvalidArgumentError(f"metadata {key!r} must be a string (max 1000 chars), number or boolean")
+    return dict(metadata)
