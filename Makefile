@@ -27,7 +27,7 @@ typecheck: setup-test
 	$(BIN)/mypy
 
 unit: setup-test
-	$(BIN)/python -m pytest -q
+	XMODAL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck unit
 
