@@ -174,5 +174,5 @@ def run_demo(workdir: Path | None, collection: Path | None, log: Callable[[str],
                 span = f" at {h.start:.1f}-{h.end:.1f}s" if h.start is not None else ""
                 snippet = (h.snippet or "").replace("\n", " ")[:60]
                 log(f"   {rank}. {h.score:.3f} {h.modality.value:<5} {h.metadata.get('name')}{span}  {snippet!r}")
-    log(f'\ntry it yourself:  xmodal search "a man turns into a bug" -c {coll_dir}')
+    log(f'\ntry it yourself:  xmodal search "carrying a cat by its tail" -c {coll_dir}')
     return missed
