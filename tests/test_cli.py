@@ -162,3 +162,20 @@ def test_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "secret.png: permission denied" in proc.stderr and "Traceback" not in proc.stderr
     assert "3 added" in proc.stdout and "1 failed" in proc.stdout
+
+
+def test_delete_and_prune_forget_access_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item ids derive from paths: a new file at a deleted item's path must not inherit its ACL."""
+    from xmodal.access.store import AccessStore
+
+    root, coll = media(tmp_path / "m"), str(tmp_path / "c")
+    run(capsys, "index", str(root), "--model", "bow", "-c", coll, "-q")
+    _, out, _ = run(capsys, "search", "cat", "-c", coll, "--json", "-k", "3")
+    ids = {Path(h["uri"]).name: h["id"] for h in json.loads(out)["hits"]}
+    store = AccessStore(Path(coll))
+    store.set_acl([ids["cat.txt"], ids["invoice.txt"]], ["public"])
+    run(capsys, "delete", ids["cat.txt"], "-c", coll)
+    (root / "notes" / "invoice.txt").unlink()
+    assert run(capsys, "index", str(root), "-c", coll, "-q", "--prune")[0] == 0
+    assert store.acl(ids["cat.txt"]) is None and store.acl(ids["invoice.txt"]) is None
+    store.close()

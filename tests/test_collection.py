@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_MODEL, write
+from tests.conftest import FAKE_MODEL, BagOfWordsEncoder, PixelEncoder, write
 from tests.media_makers import png
 from xmodal.collection import Collection
 from xmodal.config import ModelConfig
+from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import (
     CollectionError,
     CollectionNotFoundError,
@@ -202,13 +203,70 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     again.close()
     manifest = json.loads((tmp_path / "coll" / "manifest.json").read_text())
     assert manifest["config"]["model"]["image"] == "pixels"
-    # a stored encoder whose version changed is detected when the model loads
-    manifest["encoders"]["text"]["version"] = "0"
-    (tmp_path / "coll" / "manifest.json").write_text(json.dumps(manifest))
-    stale = Collection.open(tmp_path / "coll", registry=registry)
-    with pytest.raises(EncoderMismatchError):
+
+    # an installed encoder that now makes other vectors (a new version) is caught when it loads
+    class BowV2(BagOfWordsEncoder):
+        def __init__(self, ref: str | None = None) -> None:
+            super().__init__(ref)
+            self.version = "2"
+
+    upgraded = EncoderRegistry()
+    upgraded.register("bow", BowV2)
+    upgraded.register("pixels", PixelEncoder)
+    stale = Collection.open(tmp_path / "coll", registry=upgraded)
+    with pytest.raises(EncoderMismatchError, match="reembed"):
         stale.search("invoice")
     stale.close()
+
+
+def test_a_crash_between_reembed_commit_and_manifest_write_is_repaired(
+    tmp_path: Path, open_collection: Open, registry
+) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    coll.close()
+    old_manifest = (tmp_path / "coll" / "manifest.json").read_text()
+    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True).close()
+    # as if the process died after the catalog commit, before the manifest was written
+    (tmp_path / "coll" / "manifest.json").write_text(old_manifest)
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert again.config.model == other
+    assert json.loads((tmp_path / "coll" / "manifest.json").read_text())["config"]["model"]["image"] == "pixels"
+    assert names(again.search("invoice", k=1)) == ["invoice.txt"]
+    again.close()
+
+
+def test_a_bad_index_kind_leaves_the_collection_usable(tmp_path: Path, open_collection: Open, registry) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    coll.close()
+    with pytest.raises(InvalidArgumentError, match="unknown index kind"):
+        Collection.open(tmp_path / "coll", registry=registry, index="bogus")
+    with pytest.raises(InvalidArgumentError):
+        Collection.open(tmp_path / "new", registry=registry, create=True, model=FAKE_MODEL, index="bogus")
+    assert not (tmp_path / "new").exists()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert again.config.index.kind == "flat" and len(again) == 4
+    again.close()
+
+
+def test_a_reader_sees_writes_from_another_process(tmp_path: Path, open_collection: Open, registry) -> None:
+    media = corpus(tmp_path / "media")
+    reader = open_collection()
+    reader.add([media / "animals"])
+    writer = Collection.open(tmp_path / "coll", registry=registry)
+    writer.add([media / "money"])
+    write(media / "animals" / "cat.txt", "the cat studies invoices")
+    writer.add([media / "animals"])
+    writer.close()
+    assert names(reader.search("quarterly revenue", k=1)) == ["revenue.txt"]
+    assert "cat.txt" in names(reader.search("studies invoices", k=2))
+    reader.add([media])  # its own write after the refresh keeps everything
+    reader.close()
+    final = Collection.open(tmp_path / "coll", registry=registry)
+    assert len(final) == 4 and len(final.index) == final.catalog.vector_count() == 4
+    final.close()
 
 
 def test_failures_do_not_lose_indexed_items(tmp_path: Path, open_collection: Open) -> None:

@@ -94,3 +94,30 @@ def test_chunking_overlaps() -> None:
     assert chunks[0].split()[0] == "w0" and chunks[1].split()[0] == "w80"
     assert chunks[-1].split()[-1] == "w299"
     assert chunk_words("   \n ") == []
+
+
+def test_audio_bombs_are_refused_from_the_header(tmp_path: Path) -> None:
+    """A small compressed file may claim hours of many-channel, high-rate audio."""
+    import numpy as np
+    import soundfile as sf
+
+    from xmodal.media.audio import MAX_SAMPLE_RATE
+
+    path = tmp_path / "wide.flac"
+    sf.write(path, np.zeros((1000, 2), dtype=np.float32), 16000)
+    assert load_audio(path).duration == pytest.approx(1000 / 16000)
+    with pytest.raises(MediaTooLargeError, match="sample rate"):
+        load_audio(wav(tmp_path / "fast.wav", seconds=0.01, rate=MAX_SAMPLE_RATE * 2))
+    many = tmp_path / "many.wav"
+    sf.write(many, np.zeros((100, 32), dtype=np.float32), 8000, subtype="PCM_16")
+    with pytest.raises(MediaTooLargeError, match="channels"):
+        load_audio(many)
+
+
+def test_only_plain_image_formats_are_decoded(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "pic.ico")  # a format Pillow reads but we do not
+    with pytest.raises(MediaError):
+        load_image(tmp_path / "pic.ico")
+    assert load_image(png(tmp_path / "ok.png")).size == (64, 48)

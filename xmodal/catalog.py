@@ -106,6 +106,14 @@ class Catalog:
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
+    def model_state(self) -> dict[str, Any] | None:
+        """Which model made the stored vectors; written in the same transaction as they are."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='model_state'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_model_state(self, state: dict[str, Any]) -> None:
+        self._set_meta("model_state", json.dumps(state, sort_keys=True))
+
     @property
     def generation(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()

@@ -27,6 +27,7 @@ from xmodal.errors import (
     NotFoundError,
 )
 from xmodal.index import IndexConfig, VectorIndex, create_index, load_index
+from xmodal.index.registry import index_class
 from xmodal.ingest import IngestReport, NullProgress, Progress
 from xmodal.search import Query, SearchPipeline
 from xmodal.types import Hit, Item, Modality
@@ -37,6 +38,7 @@ INDEX_DIR = "index"
 INDEX_STATE = "state.json"
 LOCK = "lock"
 FORMAT = "xmodal-collection"
+MODEL_STATE_KEYS = ("encoders", "dim", "space", "extractors")
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -52,9 +54,11 @@ class Collection:
         self.config = CollectionConfig.from_dict(manifest["config"])
         self.registry = registry
         self.catalog = Catalog(path / CATALOG)
+        self._reconcile_manifest()
         self.embedder = Embedder(self.config, registry)
-        self.dim = int(manifest["dim"])
+        self.dim = int(self.manifest["dim"])
         self._verified = False
+        self._index_generation = -1
         self.index = self._load_or_rebuild_index()
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
@@ -158,15 +162,34 @@ class Collection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _model_state(self) -> dict[str, Any]:
+        return {key: self.manifest.get(key) for key in MODEL_STATE_KEYS} | {"model": self.config.model.to_dict()}
+
+    def _reconcile_manifest(self) -> None:
+        """The catalog records which model made its vectors in the same transaction as the
+        vectors. If a crash came between that commit and the manifest write (a re-embed), the
+        manifest is stale: repair it from the catalog, the source of truth."""
+        state = self.catalog.model_state()
+        if state is None:
+            self.catalog.set_model_state(self._model_state())
+            return
+        if state != self._model_state():
+            self.config = replace(self.config, model=ModelConfig.from_dict(state["model"]))
+            self.manifest.update({key: state.get(key) for key in MODEL_STATE_KEYS})
+            self.manifest["config"] = self.config.to_dict()
+            _write_json_atomic(self.path / MANIFEST, self.manifest)
+
     # ---- index state ------------------------------------------------------------------------
     def _load_or_rebuild_index(self) -> VectorIndex:
         index_dir = self.path / INDEX_DIR
         state_path = index_dir / INDEX_STATE
+        generation = self.catalog.generation
         try:
             state = json.loads(state_path.read_text(encoding="utf-8"))
-            if state.get("generation") == self.catalog.generation and state.get("kind") == self.config.index.kind:
+            if state.get("generation") == generation and state.get("kind") == self.config.index.kind:
                 index = load_index(self.config.index, index_dir, self.dim)
                 if len(index) == self.catalog.vector_count():
+                    self._index_generation = generation
                     return index
         except (OSError, ValueError, CollectionError):
             pass
@@ -174,17 +197,30 @@ class Collection:
 
     def _rebuild_index(self, config: IndexConfig) -> VectorIndex:
         """The catalog holds every vector: the ANN index is derived and can always be rebuilt."""
+        generation = self.catalog.generation
         index = create_index(config, self.dim, self.path / INDEX_DIR)
         for ids, vecs in self.catalog.all_vectors(self.dim):
             index.add(ids, vecs)
         self.index = index
+        self._index_generation = generation
         if (self.path / MANIFEST).exists():
             self._save_index()
         return index
 
+    def refresh(self) -> bool:
+        """Pick up writes made by another process (e.g. `xmodal index` while `xmodal serve`
+        runs): when the catalog's generation moved past the index's, reload or rebuild it."""
+        if self.catalog.generation == self._index_generation:
+            return False
+        self.index = self._load_or_rebuild_index()
+        self.pipeline.index = self.index
+        return True
+
     def _save_index(self) -> None:
+        """Called by writers (under the write lock), whose index is current."""
         index_dir = self.path / INDEX_DIR
         self.index.save(index_dir)
+        self._index_generation = self.catalog.generation
         _write_json_atomic(
             index_dir / INDEX_STATE,
             {"generation": self.catalog.generation, "kind": self.config.index.kind, "count": len(self.index)},
@@ -258,11 +294,13 @@ class Collection:
             query = Query.text(query)
         mod = Modality.parse(modality) if modality is not None else None
         self._verify_encoders()
+        self.refresh()
         return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
 
     # ---- writing ----------------------------------------------------------------------------
     def delete(self, ids: Iterable[str]) -> int:
         with self._write_lock():
+            self.refresh()  # never save an index that misses another process's writes
             with self.catalog.transaction():
                 deleted, vids = self.catalog.delete_items(list(ids))
             if vids:
@@ -286,6 +324,7 @@ class Collection:
 
         paths = list(paths)
         with self._write_lock():
+            self.refresh()  # never save an index that misses another process's writes
             run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
             try:
                 report = run.run(paths, prune)
@@ -317,15 +356,20 @@ class Collection:
             new_config = replace(self.config, model=model)
             embedder = Embedder(new_config, self.registry)
             infos = embedder.infos()
-            report = reembed_all(self, embedder, int(infos["text"]["dim"]))
-            self.config, self.embedder = new_config, embedder
-            self.dim = int(infos["text"]["dim"])
+            state = {
+                "encoders": infos,
+                "dim": int(infos["text"]["dim"]),
+                "space": infos["text"]["space"],
+                "extractors": embedder.extractor_versions(),
+                "model": model.to_dict(),
+            }
+            # vectors and the model that made them are committed together (see _reconcile_manifest)
+            report = reembed_all(self, embedder, state)
+            self.config, self.embedder, self.dim = new_config, embedder, int(state["dim"])
+            self._update_manifest(**{key: state[key] for key in MODEL_STATE_KEYS})
+            self._rebuild_index(self.config.index)
             self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
-            self._update_manifest(
-                encoders=infos, dim=self.dim, space=infos["text"]["space"], extractors=embedder.extractor_versions()
-            )
             self._verified = True
-            self._save_index()
         return report
 
 
@@ -334,4 +378,8 @@ def _describe(model: ModelConfig) -> str:
 
 
 def _index_config(index: str | IndexConfig) -> IndexConfig:
-    return index if isinstance(index, IndexConfig) else IndexConfig(kind=index)
+    """Resolve and check the engine before anything is written: a typo or a missing optional
+    library must not leave a manifest naming an index that cannot be built."""
+    config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index)
+    index_class(config.kind)
+    return config

@@ -146,7 +146,9 @@ def _scan_name(scans: list[int], n: int) -> str:
     return f"{_slug(scans[n], 'scan')}{ext}"
 
 
-def run_demo(workdir: Path | None, collection: Path | None, log: Callable[[str], None] = print) -> int:
+def run_demo(
+    workdir: Path | None, collection: Path | None, log: Callable[[str], None] = print, progress: Any = None
+) -> int:
     """Build the corpus, index it, run the example queries. Returns how many queries missed."""
     from xmodal.collection import Collection
     from xmodal.search import Query
@@ -156,10 +158,8 @@ def run_demo(workdir: Path | None, collection: Path | None, log: Callable[[str],
     log(f"building the demo corpus in {corpus} ...")
     queries = build_corpus(corpus, log)
     coll_dir = collection or (root / "collection")
-    from xmodal.cli.cmd_index import TqdmProgress
-
     with Collection.open(coll_dir, create=True) as coll:
-        report = coll.add([corpus / "texts", corpus / "scans", corpus / "recordings"], progress=TqdmProgress())
+        report = coll.add([corpus / "texts", corpus / "scans", corpus / "recordings"], progress=progress)
         log(f"indexed into {coll.path}: {report.summary()}")
         missed = 0
         for q in queries:

@@ -56,6 +56,7 @@ class IngestReport:
     by_modality: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     interrupted: bool = False
+    pruned_ids: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:

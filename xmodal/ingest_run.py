@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,9 @@ class Pending:
     reused: tuple[str, list[VectorRecord]] | None = None
 
 
+PENDING_BYTES = 256 * 1024 * 1024
+
+
 class IngestRun:
     def __init__(
         self, coll: Collection, metadata: dict[str, Any], force: bool, progress: Progress, batch_size: int
@@ -69,7 +72,7 @@ class IngestRun:
                 seen.add(str(entry.path))
                 self._one(entry)
                 self.progress.advance(self.report.failed)
-                if len(self.pending) >= self.batch_size:
+                if len(self.pending) >= self.batch_size or self._pending_bytes() > PENDING_BYTES:
                     self._flush()
             self._flush()
             self._prune_or_count(paths, seen, prune)
@@ -79,6 +82,18 @@ class IngestRun:
             self.progress.close()
             self.report.seconds = time.perf_counter() - started
         return self.report
+
+    def _pending_bytes(self) -> int:
+        """Decoded media waiting for the encoder; flushed early so long recordings or large
+        images never pile up in memory."""
+        total = 0
+        for p in self.pending:
+            ex = p.extracted
+            if ex is not None and ex.image is not None:
+                total += ex.image.width * ex.image.height * 3
+            if ex is not None and ex.clip is not None:
+                total += ex.clip.samples.nbytes
+        return total
 
     def _fail(self, path: Path, reason: str) -> None:
         self.report.failures.append((str(path), reason))
@@ -176,11 +191,7 @@ class IngestRun:
             root = Path(raw).expanduser().absolute()
             if root.is_dir():
                 prefixes.append(str(root).rstrip("/") + "/")
-        gone = [
-            item_id
-            for item_id, uri in self.coll.catalog.uris_under(prefixes)
-            if uri not in seen and not Path(uri).exists()
-        ]
+        gone = [item_id for item_id, uri in self.coll.catalog.uris_under(prefixes) if uri not in seen and _gone(uri)]
         if not gone:
             return
         if prune:
@@ -191,36 +202,45 @@ class IngestRun:
 
                 self.coll.index.remove(np.asarray(vids, dtype=np.int64))
             self.report.pruned = len(deleted)
+            self.report.pruned_ids = list(deleted)
         else:
             self.report.missing = len(gone)
 
 
-def reembed_all(coll: Collection, embedder: Embedder, dim: int) -> IngestReport:
-    """Re-extract and re-encode every item with ``embedder``; the index is rebuilt at ``dim``."""
-    from xmodal.index import create_index
+def _gone(uri: str) -> bool:
+    """True only when the file is certainly absent; an unreadable folder is not proof."""
+    try:
+        return not Path(uri).exists()
+    except OSError:
+        return False
 
+
+def reembed_all(coll: Collection, embedder: Embedder, state: dict[str, Any], batch_size: int = 32) -> IngestReport:
+    """Re-extract and re-encode every item with ``embedder`` in batches (only texts and vectors
+    are kept between batches), then commit every new vector together with ``state`` (the model
+    that made them) in one transaction. The caller rebuilds the ANN index from the catalog."""
     report = IngestReport()
     started = time.perf_counter()
-    rows = []
-    for item in list(coll.catalog.iter_items()):
-        path = Path(item.uri)
-        try:
-            decoded = decode_file(path, coll.config.limits)
-            extracted = extract_with(embedder, decoded.detected.modality, decoded.payload)
-        except (MediaError, OSError):
-            # the file is gone or unreadable: keep what the catalog knows, its text
-            extracted = Extracted(item.modality, item.text, _stored_segments(coll, item))
-        vectors = embedder.encode([extracted])[0]
-        rows.append((item, extracted, vectors))
-        report.updated += 1
-    coll.index = create_index(coll.config.index, dim, coll.path / "index")
-    coll.dim = dim
+    items = list(coll.catalog.iter_items())
+    rows: list[tuple[Item, str, list[VectorRecord]]] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        extracted = []
+        for item in chunk:
+            try:
+                decoded = decode_file(Path(item.uri), coll.config.limits)
+                extracted.append(extract_with(embedder, decoded.detected.modality, decoded.payload))
+            except (MediaError, OSError):
+                # the file is gone or unreadable: keep what the catalog knows, its text
+                extracted.append(Extracted(item.modality, item.text, _stored_segments(coll, item)))
+        for item, ex, vectors in zip(chunk, extracted, embedder.encode(extracted), strict=True):
+            rows.append((item, ex.text or item.text, vectors))
+        report.updated += len(chunk)
     with coll.catalog.transaction():
-        for item, extracted, vectors in rows:
-            new_item = Item(**{**item.__dict__, "text": extracted.text or item.text, "updated_at": now()})
+        for item, text, vectors in rows:
+            new_item = replace(item, text=text, updated_at=now())
             coll.catalog.upsert_item(new_item, _mtime(item), vectors)
-    for ids, vecs in coll.catalog.all_vectors(dim):
-        coll.index.add(ids, vecs)
+        coll.catalog.set_model_state(state)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -4,7 +4,7 @@ re-rank -> hits."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from xmodal.types import Hit, Modality
 
 MAX_K = 1000
 MAX_QUERY_CHARS = 10_000
+MAX_QUERY_AUDIO_SECONDS = 120.0  # a query is a clip, not a recording to transcribe
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ class SearchPipeline:
         try:
             if query.modality is Modality.IMAGE:
                 return self.embedder.encode_query_image(load_image(src, self.limits))
-            return self.embedder.encode_query_audio(load_audio(src, self.limits))
+            query_limits = replace(
+                self.limits, max_audio_seconds=min(self.limits.max_audio_seconds, MAX_QUERY_AUDIO_SECONDS)
+            )
+            return self.embedder.encode_query_audio(load_audio(src, query_limits))
         except MediaError as exc:
             raise InvalidQueryError(f"query {query.modality.value} is not usable: {exc}") from exc
 
@@ -207,12 +211,12 @@ class SearchPipeline:
 
     def _hits(self, ranked: list[tuple[float, int]]) -> list[Hit]:
         rows = self.catalog.vector_rows([vid for _, vid in ranked])
-        items = self.catalog.items_by_id(list({rows[vid].item_id for _, vid in ranked}))
+        items = self.catalog.items_by_id(list({row.item_id for row in rows.values()}))
         hits = []
         for score, vid in ranked:
-            row = rows[vid]
-            item = items.get(row.item_id)
-            if item is None:
+            row = rows.get(vid)
+            item = items.get(row.item_id) if row is not None else None
+            if row is None or item is None:  # deleted by another process meanwhile
                 continue
             hits.append(
                 Hit(

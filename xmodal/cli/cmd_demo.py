@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xmodal.cli.cmd_index import TqdmProgress
     from xmodal.demo import run_demo
 
-    missed = run_demo(args.dir.absolute(), args.collection)
+    missed = run_demo(args.dir.absolute(), args.collection, progress=TqdmProgress())
     return 1 if missed else 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from xmodal.cli.common import common_parser, parse_pairs, print_json
+from xmodal.cli.common import common_parser, forget_access, parse_pairs, print_json
 
 
 def register(sub: Any) -> None:
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         progress = None if (args.quiet or args.json) else TqdmProgress()
         report = coll.add(args.paths, metadata=meta, prune=args.prune, force=args.force, progress=progress)
+    forget_access(args.collection, report.pruned_ids)
     if args.json:
         print_json(report.to_dict())
     else:

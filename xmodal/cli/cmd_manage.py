@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xmodal.cli.common import common_parser, print_json
+from xmodal.cli.common import common_parser, forget_access, print_json
 
 
 def register(sub: Any) -> None:
@@ -35,6 +35,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
     with Collection.open(args.collection) as coll:
         deleted = coll.delete(args.ids)
+    forget_access(args.collection, list(args.ids))
     if args.json:
         print_json({"deleted": deleted})
     else:

@@ -47,3 +47,19 @@ def fmt_time(seconds: float | None) -> str:
         return ""
     m, s = divmod(float(seconds), 60.0)
     return f"{int(m)}:{s:04.1f}"
+
+
+def forget_access(collection: str, item_ids: list[str]) -> None:
+    """Deleted items must not leave access lists behind: ids derive from paths, so a new file
+    at the same path would inherit them. Only touches an access store that exists."""
+    from pathlib import Path
+
+    from xmodal.access.store import ACCESS_DB, AccessStore
+
+    if not item_ids or not (Path(collection) / ACCESS_DB).exists():
+        return
+    store = AccessStore(Path(collection))
+    try:
+        store.drop_acl(item_ids)
+    finally:
+        store.close()

@@ -207,10 +207,12 @@ class FaissHNSWIndex(VectorIndex):
         return scores, ids
 
     def _exact(self, queries: np.ndarray, k: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        all_ids = self._all_ids()
-        order = np.argsort(all_ids)
-        pos = order[np.searchsorted(all_ids, eligible, sorter=order)]
-        vectors = self._all_vectors()[pos]
+        if eligible.shape[0] <= 4096:  # per-id lookups through IndexIDMap2's reverse map
+            vectors = np.stack([self._index.reconstruct(int(i)) for i in eligible])
+        else:
+            all_ids = self._all_ids()
+            order = np.argsort(all_ids)
+            vectors = self._all_vectors()[order[np.searchsorted(all_ids, eligible, sorter=order)]]
         sims = queries @ vectors.T
         kk = min(k, eligible.shape[0])
         top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]

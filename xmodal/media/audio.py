@@ -37,9 +37,20 @@ class AudioClip:
         return (np.clip(self.samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-def _check_duration(frames: int, rate: int, limits: MediaLimits) -> None:
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 16
+BLOCK_FRAMES = 1 << 18
+
+
+def _check_duration(frames: int, rate: int, limits: MediaLimits, channels: int = 1) -> None:
+    """Refuse from the header alone, before decoding: a small compressed file can claim hours of
+    many-channel, high-rate audio (an audio decompression bomb)."""
     if rate <= 0:
         raise MediaError("invalid audio header (sample rate 0)")
+    if rate > MAX_SAMPLE_RATE:
+        raise MediaTooLargeError(f"audio sample rate {rate} Hz is above the limit of {MAX_SAMPLE_RATE} Hz")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise MediaTooLargeError(f"audio has {channels} channels; the limit is {MAX_CHANNELS}")
     if frames <= 0:
         raise MediaError("audio has no samples")
     seconds = frames / rate
@@ -52,7 +63,7 @@ def _check_duration(frames: int, rate: int, limits: MediaLimits) -> None:
 def _read_wav(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
     with wave.open(str(src) if isinstance(src, Path) else src, "rb") as w:
         rate, channels, width, frames = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
-        _check_duration(frames, rate, limits)
+        _check_duration(frames, rate, limits, channels)
         raw = w.readframes(frames)
     if width == 2:
         data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
@@ -81,14 +92,16 @@ def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
         raise MediaError("decoding this audio format needs the soundfile package") from exc
     try:
         with sf.SoundFile(src if isinstance(src, io.BytesIO) else str(src)) as f:
-            _check_duration(f.frames, f.samplerate, limits)
-            data = f.read(dtype="float32", always_2d=True)
+            _check_duration(f.frames, f.samplerate, limits, f.channels)
             rate = f.samplerate
+            # read in blocks and downmix as we go: memory stays at one mono copy
+            parts = [block.mean(axis=1) for block in f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)]
     except (RuntimeError, sf.LibsndfileError) as exc:  # type: ignore[attr-defined]
         raise MediaError(f"cannot decode audio: {str(exc).splitlines()[0]}") from exc
+    data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise MediaError("audio has no samples")
-    return AudioClip(np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate))
+    return AudioClip(np.ascontiguousarray(data, dtype=np.float32), int(rate))
 
 
 def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioClip:

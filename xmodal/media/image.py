@@ -9,6 +9,9 @@ from pathlib import Path
 from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.limits import MediaLimits
 
+# Decoders we accept; Pillow's others (EPS runs Ghostscript, PSD, FITS, ...) are not opened.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+
 
 def load_image(src: Path | bytes, limits: MediaLimits | None = None):  # type: ignore[no-untyped-def]
     """Decode to an RGB ``PIL.Image``; transparent areas become white."""
@@ -19,7 +22,7 @@ def load_image(src: Path | bytes, limits: MediaLimits | None = None):  # type: i
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as img:
+            with Image.open(fp, formats=IMAGE_FORMATS) as img:
                 width, height = img.size
                 if width <= 0 or height <= 0:
                     raise MediaError("image has no pixels")

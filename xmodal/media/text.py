@@ -24,6 +24,9 @@ def decode_text(raw: bytes) -> tuple[str, str]:
 def load_text(path: Path, limits: MediaLimits | None = None) -> tuple[str, str]:
     limits = limits or MediaLimits()
     try:
+        size = path.stat().st_size
+        if size > 4 * limits.max_text_chars:  # UTF-8 needs at most 4 bytes a character
+            raise MediaTooLargeError(f"text file is {size:,} bytes; the limit is {limits.max_text_chars:,} characters")
         raw = path.read_bytes()
     except PermissionError as exc:
         raise MediaError("permission denied") from exc
