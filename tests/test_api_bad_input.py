@@ -116,6 +116,26 @@ def test_malformed_json_and_multipart(api: ApiEnv) -> None:
     assert_error(r, 400, "where")
 
 
+def test_deeply_nested_json(api: ApiEnv) -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting: still a 400."""
+    deep = "[" * 20_000  # Python gives up at ~1,000 levels
+    hdr = {**api.h("alice"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/search", headers=hdr, content=deep), 400, "too deeply nested")
+    nested = '{"text": "lake", "where": {"a": ' + deep + "}"
+    assert_error(api.client.post("/search", headers=hdr, content=nested), 400, "too deeply nested")
+    # 3,000 levels still fit in a request line a server accepts (and exceed Python's limit).
+    r = api.client.get("/search", headers=api.h("alice"), params={"q": "lake", "where": "[" * 3000})
+    assert_error(r, 400, "where", "too deeply nested")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": "lake", "where": deep})
+    assert_error(r, 400, "where", "too deeply nested")
+    r = api.client.post(
+        "/items", headers=api.h("admin"), files=[("files", ("a.txt", b"text", "text/plain"))], data={"metadata": deep}
+    )
+    assert_error(r, 400, "metadata", "too deeply nested")
+    admin = {**api.h("admin"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/index", headers=admin, content=deep), 400, "too deeply nested")
+
+
 @pytest.mark.parametrize("k", [0, -1, 10**9, "ten", 2.5, True])
 def test_bad_k(api: ApiEnv, k: Any) -> None:
     r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "k": k})

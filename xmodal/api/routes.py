@@ -73,15 +73,23 @@ def principal_of(
 Auth = Annotated[Principal, Depends(principal_of)]
 
 
+def parse_json(raw: str | bytes, what: str) -> Any:
+    """JSON from a user. Deep nesting makes json.loads raise RecursionError, not ValueError:
+    both are the user's mistake (400), never a 500."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise InvalidArgumentError(f"{what} is too deeply nested") from None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"malformed JSON in {what}: {exc}") from None
+
+
 def _json_field(raw: Any, what: str) -> Any:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
         raise InvalidArgumentError(f"{what} must be a JSON text field")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from None
+    return parse_json(raw, what)
 
 
 def _int_field(raw: Any, what: str) -> Any:
@@ -94,11 +102,7 @@ def _int_field(raw: Any, what: str) -> Any:
 
 
 async def _read_json(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+    return parse_json(await request.body(), "the request body")
 
 
 def _content_kind(request: Request, allowed: tuple[str, ...]) -> str:
