@@ -82,3 +82,46 @@ def test_search_during_upload_does_not_share_the_model(guarded: ApiEnv) -> None:
     assert not errors, errors[0]
     assert n > 0
     assert len(guarded.coll) == len(paths)
+
+
+def test_concurrent_thumbnails_of_one_item(tmp_path: Path) -> None:
+    """Requests for the same preview at once: each gets the thumbnail, none a missing file,
+    and older versions of the item's thumbnail are cleaned up."""
+    from PIL import Image
+
+    from xmodal.api.previews import thumbnail
+
+    src = tmp_path / "photo.png"
+    Image.new("RGB", (400, 300), (10, 120, 200)).save(src)
+    previews = tmp_path / "previews"
+    previews.mkdir()
+    stale = previews / "00000000000000aa-000000000000.jpg"
+    stale.write_bytes(b"old version")
+    errors: list[BaseException] = []
+    results: list[Path] = []
+
+    def fetch(barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+            made = thumbnail(src, previews, "00000000000000aa", "f" * 64, 64, None)
+            with Image.open(made) as im:  # the file it returned is there and whole
+                assert im.size == (64, 48)
+            results.append(made)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(5):
+        for old in previews.glob("*.jpg"):
+            old.unlink()
+        barrier = threading.Barrier(8)
+        threads = [threading.Thread(target=fetch, args=(barrier,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
+    assert len(results) == 40
+    assert sorted(p.name for p in previews.iterdir()) == ["00000000000000aa-ffffffffffff.jpg"]
+    stale.write_bytes(b"old version")
+    thumbnail(src, previews, "00000000000000aa", "e" * 64, 64, None)  # the content changed
+    assert sorted(p.name for p in previews.iterdir()) == ["00000000000000aa-eeeeeeeeeeee.jpg"]
