@@ -35,6 +35,8 @@ class PreviewSigner:
             expires = int(exp)
         except ValueError:
             raise AuthError("malformed preview signature") from None
+        if not sig.isascii():  # compare_digest raises TypeError on non-ASCII text
+            raise AuthError("malformed preview signature")
         if not hmac.compare_digest(self._sig(item_id, key_id, expires), sig):
             raise AuthError("invalid preview signature")
         if expires < time.time():
