@@ -210,3 +210,15 @@ def test_appends_wait_for_a_purge_in_another_process(tmp_path: Path) -> None:
     writer.join(5)
     assert [e["query"] for e in log.entries()] == ["old", "new"]
     assert log.verify() == []
+
+
+def test_long_log_with_non_ascii_entries(tmp_path: Path) -> None:
+    """The last line is found by reading back from the end; landing inside a multi-byte
+    character there must not break the append."""
+    log = AuditLog(tmp_path)
+    for i in range(300):  # well past the 64 KiB first read, mostly two-byte characters
+        log.record("search", "alice", query="é" * (i % 7 + 150))
+    for shift in range(4):  # move the read-back boundary across a character
+        log.record("search", "bob", query="x" * shift)
+    assert len(log.entries()) == 304
+    assert log.verify() == []
