@@ -133,8 +133,9 @@ class ApiEnv:
         return self.client.post("/items", headers=self.h(who), files=parts, data=data)
 
 
-def make_env(tmp: Path, **settings_kw: Any) -> Iterator[ApiEnv]:
-    coll = Collection.open(tmp / "coll", create=True, model=FAKE_MODEL, registry=fake_registry())
+def make_env(tmp: Path, registry: EncoderRegistry | None = None, **settings_kw: Any) -> Iterator[ApiEnv]:
+    reg = registry if registry is not None else fake_registry()
+    coll = Collection.open(tmp / "coll", create=True, model=FAKE_MODEL, registry=reg)
     root = tmp / "shared"
     root.mkdir()
     store = AccessStore(coll.path)

@@ -162,3 +162,63 @@ def test_server_retention_setting_purges_and_drops_cached_results(tmp_path: Path
         svc = env.client.app.state.service  # type: ignore[attr-defined]
         assert svc.retention()["items_deleted"] == 1
         assert env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"] == []
+
+
+def test_damaged_last_line_does_not_stop_the_log(api: ApiEnv) -> None:
+    """A crash or a full disk mid-write leaves a partial last line: searches go on, the next
+    entry starts on its own line, and verify reports the damage."""
+    for text in ("lake", "river"):
+        assert api.client.post("/search", headers=api.h("alice"), json={"text": text}).status_code == 200
+    log = AuditLog(api.coll.path)
+    assert log.verify() == []
+    whole = json.dumps({"seq": 3, "action": "search", "query": "café"}, ensure_ascii=False).encode()
+    with open(log.path, "ab") as fh:
+        fh.write(whole[: whole.index("é".encode()) + 1])  # cut inside a two-byte character
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "pond"})
+    assert r.status_code == 200, r.text
+    assert api.client.post("/search", headers=api.h("bob"), json={"text": "sea"}).status_code == 200
+    lines = log.path.read_bytes().split(b"\n")
+    assert lines[2].startswith(b'{"seq": 3') and not lines[2].endswith(b"}")  # the damaged line, alone
+    entries = log.entries()
+    assert [e.get("query") for e in entries] == ["lake", "river", "pond", "sea"]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert "chain_break" in entries[2] and "chain_break" not in entries[3]
+    problems = log.verify()
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("line 3: damaged") and problems[1].startswith("line 4 (seq 3): chain restarted")
+    assert cli(["audit", "--verify", "-c", str(api.coll.path)]) != 0
+
+
+def test_appends_wait_for_a_purge_in_another_process(tmp_path: Path) -> None:
+    """A purge replaces the log file while holding audit.lock; a writer that waited for the
+    lock must append to the new file, not to the replaced one."""
+    import fcntl
+    import os
+    import threading
+
+    log = AuditLog(tmp_path)
+    log.record("search", "alice", query="old")
+    with open(tmp_path / "audit.lock", "a") as other_process:  # another process's purge, mid-way
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        writer = threading.Thread(target=log.record, args=("search", "bob"), kwargs={"query": "new"})
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()  # waiting for the purge
+        replacement = tmp_path / "audit.jsonl.tmp"
+        replacement.write_bytes(log.path.read_bytes())
+        os.replace(replacement, log.path)
+    writer.join(5)
+    assert [e["query"] for e in log.entries()] == ["old", "new"]
+    assert log.verify() == []
+
+
+def test_long_log_with_non_ascii_entries(tmp_path: Path) -> None:
+    """The last line is found by reading back from the end; landing inside a multi-byte
+    character there must not break the append."""
+    log = AuditLog(tmp_path)
+    for i in range(300):  # well past the 64 KiB first read, mostly two-byte characters
+        log.record("search", "alice", query="é" * (i % 7 + 150))
+    for shift in range(4):  # move the read-back boundary across a character
+        log.record("search", "bob", query="x" * shift)
+    assert len(log.entries()) == 304
+    assert log.verify() == []

@@ -116,6 +116,67 @@ def test_malformed_json_and_multipart(api: ApiEnv) -> None:
     assert_error(r, 400, "where")
 
 
+def test_deeply_nested_json(api: ApiEnv) -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting: still a 400."""
+    deep = "[" * 20_000  # Python gives up at ~1,000 levels
+    hdr = {**api.h("alice"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/search", headers=hdr, content=deep), 400, "too deeply nested")
+    nested = '{"text": "lake", "where": {"a": ' + deep + "}"
+    assert_error(api.client.post("/search", headers=hdr, content=nested), 400, "too deeply nested")
+    # 3,000 levels still fit in a request line a server accepts (and exceed Python's limit).
+    r = api.client.get("/search", headers=api.h("alice"), params={"q": "lake", "where": "[" * 3000})
+    assert_error(r, 400, "where", "too deeply nested")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": "lake", "where": deep})
+    assert_error(r, 400, "where", "too deeply nested")
+    r = api.client.post(
+        "/items", headers=api.h("admin"), files=[("files", ("a.txt", b"text", "text/plain"))], data={"metadata": deep}
+    )
+    assert_error(r, 400, "metadata", "too deeply nested")
+    admin = {**api.h("admin"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/index", headers=admin, content=deep), 400, "too deeply nested")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "lake \\ud800"}',  # a lone surrogate: no file, database or tokenizer takes it
+        b'{"text": "lake", "where": {"name": "\\udc00x"}}',
+        b'{"text": "lake", "where": {"name": NaN}}',  # no JSON response could carry NaN back
+        b'{"text": "lake", "where": {"name": 1e999}}',
+        b'{"text": "lake", "k": -Infinity}',
+    ],
+)
+def test_json_that_python_accepts_but_nothing_downstream_can(api: ApiEnv, body: bytes) -> None:
+    hdr = {**api.h("alice"), "Content-Type": "application/json"}
+    assert_error(api.client.post("/search", headers=hdr, content=body), 400, "request body")
+
+
+def test_strict_json_in_uploads_and_index_requests(api: ApiEnv) -> None:
+    files = [("files", ("a.txt", b"some text", "text/plain"))]
+    r = api.client.post("/items", headers=api.h("admin"), files=files, data={"metadata": '{"score": NaN}'})
+    assert_error(r, 400, "metadata", "nan")
+    r = api.client.post("/items", headers=api.h("admin"), files=files, data={"metadata": '{"who": "\\ud83d"}'})
+    assert_error(r, 400, "metadata", "surrogate")
+    (api.root / "f.txt").write_text("shared text")
+    admin = {**api.h("admin"), "Content-Type": "application/json"}
+    for body in (b'{"paths": ["\\ud800"]}', b'{"paths": ["f.txt"], "metadata": {"a": "\\udfff"}}'):
+        assert_error(api.client.post("/index", headers=admin, content=body), 400, "surrogate")
+    paired = '{"paths": ["f.txt"], "metadata": {"mood": "\\ud83d\\ude00"}}'  # a valid pair is fine
+    r = api.client.post("/index", headers=admin, content=paired)
+    assert r.status_code == 201, r.text
+    item = api.client.get(f"/items/{r.json()['items'][0]['id']}", headers=api.h("admin")).json()
+    assert item["metadata"]["mood"] == "\U0001f600"
+
+
+def test_bad_index_access_and_paths(api: ApiEnv) -> None:
+    (api.root / "f.txt").write_text("shared text")
+    for access in (5, True, {"group:eng": 1}, [["public"]]):
+        r = api.client.post("/index", headers=api.h("admin"), json={"paths": ["f.txt"], "access": access})
+        assert_error(r, 400, "access")
+    r = api.client.post("/index", headers=api.h("admin"), json={"paths": ["a" * 300]})  # name too long
+    assert_error(r, 400, "cannot be used")
+
+
 @pytest.mark.parametrize("k", [0, -1, 10**9, "ten", 2.5, True])
 def test_bad_k(api: ApiEnv, k: Any) -> None:
     r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "k": k})
@@ -208,6 +269,7 @@ def test_bad_preview_signatures(api: ApiEnv) -> None:
     assert_error(api.client.get(url[:-4] + "0000"), 401, "signature")
     assert_error(api.client.get(url.replace("exp=", "exp=1")), 401, "signature")
     assert_error(api.client.get(url.replace("exp=", "exp=x")), 401, "malformed")
+    assert_error(api.client.get(url[:-1] + "é"), 401, "malformed")  # compare_digest: ASCII only
     other = api.client.post("/search", headers=api.h("bob"), json={"text": "lake"}).json()["hits"][0]["preview_url"]
     assert api.client.get(other).status_code == 200
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,8 @@ class PreviewSigner:
             expires = int(exp)
         except ValueError:
             raise AuthError("malformed preview signature") from None
+        if not sig.isascii():  # compare_digest raises TypeError on non-ASCII text
+            raise AuthError("malformed preview signature")
         if not hmac.compare_digest(self._sig(item_id, key_id, expires), sig):
             raise AuthError("invalid preview signature")
         if expires < time.time():
@@ -50,11 +54,20 @@ def thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, size: 
     image = load_image(src, limits if isinstance(limits, MediaLimits) else None)
     image.thumbnail((size, size))
     dest_dir.mkdir(parents=True, exist_ok=True)
-    for old in dest_dir.glob(f"{item_id}-*.jpg"):
-        old.unlink(missing_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    image.save(tmp, format="JPEG", quality=85)
-    tmp.replace(dest)
+    # Concurrent requests for one preview each write their own temp file (not matched by the
+    # cleanup globs) and rename it into place; the last rename wins with identical content.
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{item_id}-", suffix=".tmp", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="JPEG", quality=85)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in dest_dir.glob(f"{item_id}-*.jpg"):  # thumbnails of earlier content versions
+        if old.name != dest.name:
+            old.unlink(missing_ok=True)
     return dest
 
 

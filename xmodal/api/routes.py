@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,15 +74,44 @@ def principal_of(
 Auth = Annotated[Principal, Depends(principal_of)]
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: str | bytes, what: str) -> Any:
+    """JSON from a user, strict: deep nesting (RecursionError, not ValueError), NaN/Infinity
+    (which no JSON response could carry back) and lone UTF-16 surrogates (which no file,
+    database or tokenizer accepts) are the user's mistake, a 400, never a 500 later on."""
+    try:
+        value = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        if _SURROGATE_ESCAPE.search(text):  # paired surrogates are fine; lone ones fail here
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidArgumentError(f"{what} is too deeply nested") from None
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{what} has an invalid \\u escape (a lone UTF-16 surrogate)") from None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"malformed JSON in {what}: {exc}") from None
+    return value
+
+
 def _json_field(raw: Any, what: str) -> Any:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
         raise InvalidArgumentError(f"{what} must be a JSON text field")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from None
+    return parse_json(raw, what)
 
 
 def _int_field(raw: Any, what: str) -> Any:
@@ -94,11 +124,7 @@ def _int_field(raw: Any, what: str) -> Any:
 
 
 async def _read_json(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"malformed JSON body: {exc}") from None
+    return parse_json(await request.body(), "the request body")
 
 
 def _content_kind(request: Request, allowed: tuple[str, ...]) -> str:
@@ -213,8 +239,12 @@ def build_router() -> APIRouter:
         unknown = set(body) - {"paths", "metadata", "access"}
         if unknown:
             raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected paths, metadata, access")
+        raw_access = body.get("access")
+        strings = isinstance(raw_access, list) and all(isinstance(a, str) for a in raw_access)
+        if raw_access is not None and not (isinstance(raw_access, str) or strings):
+            raise InvalidArgumentError('"access" must be a list of strings like ["group:eng", "user:ann", "public"]')
         files = await asyncio.to_thread(resolve_index_paths, svc, body["paths"])
-        access = parse_access(body["access"]) if body.get("access") is not None else None
+        access = parse_access(raw_access) if raw_access is not None else None
         return await asyncio.to_thread(svc.add_files, principal, files, body.get("metadata"), access)
 
     @r.delete("/items/{item_id}", summary="Delete an item, its vectors, preview and cached results (admin)")
@@ -299,10 +329,14 @@ def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
     for raw in raw_paths:
         if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 4096:
             raise InvalidArgumentError("each path must be a non-empty string")
-        candidate = (root / raw).resolve()
-        if candidate != root and root not in candidate.parents:
-            raise ForbiddenError(f"path {raw[:200]!r} is outside the index root")
-        if not candidate.exists():
+        try:  # a name too long for the file system, a folder the server may not read, ...
+            candidate = (root / raw).resolve()
+            if candidate != root and root not in candidate.parents:
+                raise ForbiddenError(f"path {raw[:200]!r} is outside the index root")
+            exists = candidate.exists()
+        except OSError as exc:
+            raise InvalidArgumentError(f"path {raw[:200]!r} cannot be used: {exc.strerror or exc}") from None
+        if not exists:
             raise NotFoundError(f"no such file or folder under the index root: {raw[:200]!r}")
         for found in walk([candidate]):
             if isinstance(found, WalkError):

@@ -68,14 +68,15 @@ class Service:
         self.visibility_cache = LRUCache(256)
         # One catalog connection and one index: reads and writes of the collection take turns.
         self.lock = threading.RLock()
-        # Tokenizers and models are not safe to call from several threads at once.
+        # Tokenizers, OCR and ASR decoders are not safe to call from several threads at once:
+        # every call into them (query encoding, ingest) holds this. Order: lock, then encode_lock.
         self.encode_lock = threading.Lock()
         self.metrics = Metrics(self.gauges)
         self.previews_dir = coll.path / PREVIEWS_DIR
 
     def warm_up(self) -> None:
         """Load the models once, at start, rather than in the first user's request."""
-        with self.lock:
+        with self.lock, self.encode_lock:
             self.coll.search(Query.text("warm up"), k=1)
 
     def gauges(self) -> dict[str, float]:
@@ -221,7 +222,8 @@ class Service:
         with self.lock:
             if access is not None:
                 self.store.set_acl(ids, access)
-            report = self.coll.add(paths, metadata=meta)
+            with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
+                report = self.coll.add(paths, metadata=meta)
             present = self.coll.catalog.items_by_id(ids)
         # No cache flush: result keys carry each principal's view digest, which this write
         # changed only for the principals who may see these items.
