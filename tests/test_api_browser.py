@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian chromium and chromium-driver"),
 ]
 
-WAIT_S = 20
+WAIT_S = 60  # generous: CI machines are small and a cold model load is seconds
 
 
 @pytest.fixture(scope="module")
