@@ -56,7 +56,9 @@ def test_query_missing_from_run_scores_zero_like_ranx() -> None:
     run = {"a": {"x": 1.0, "y": 0.5}}
     qrels = {"a": {"y": 1}, "b": {"z": 1}}
     ours = evaluate(run, qrels, ["recall@1", "mrr@10", "map"])
-    theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), ["recall@1", "mrr@10", "map"], make_comparable=True)
+    theirs = ranx.evaluate(
+        ranx.Qrels(qrels), ranx.Run(run), ["recall@1", "mrr@10", "map"], make_comparable=True
+    )
     assert ours["recall@1"] == pytest.approx(0.0)
     assert ours["mrr@10"] == pytest.approx(0.25)  # (1/2 + 0) / 2
     for m, v in ours.items():

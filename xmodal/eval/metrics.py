@@ -142,9 +142,9 @@ def ranks_from_scores(scores, positives):  # type: ignore[no-untyped-def]
     scores = np.asarray(scores, dtype=np.float64)
     positives = np.asarray(positives, dtype=bool)
     best = np.where(positives, scores, -np.inf).max(axis=1)
-    return (scores[:, :] > best[:, None]).sum(axis=1) + (
-        (scores == best[:, None]) & ~positives
-    ).sum(axis=1) + 1
+    return (
+        (scores[:, :] > best[:, None]).sum(axis=1) + ((scores == best[:, None]) & ~positives).sum(axis=1) + 1
+    )
 
 
 def recall_from_ranks(ranks, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:  # type: ignore[no-untyped-def]
