@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from xmodal.collection import Collection
+
     from xmodal.eval.harness import evaluate_queries, load_queries
     from xmodal.eval.report import write_report
 
@@ -66,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 def collection_search(collection: Any, modality: str | None):  # type: ignore[no-untyped-def]
     """Adapt ``Collection.search`` to the harness: a query -> [(uri, score)] best first."""
     from xmodal.search import Query
+
     from xmodal.types import Modality
 
     mod = Modality(modality) if modality else None
