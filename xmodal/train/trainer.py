@@ -68,7 +68,7 @@ class TrainReport:
 class _Tower:
     """Image tower being trained plus how to feed it, for training steps and evaluation."""
 
-    def __init__(self, cfg: TrainConfig, pairs: PairSet, base: Encoder | None) -> None:
+    def __init__(self, cfg: TrainConfig, pairs: PairSet, base: Encoder | None, base_spec: str) -> None:
         self.cfg = cfg
         self.base = base
         self.features: torch.Tensor | None = None
@@ -76,7 +76,13 @@ class _Tower:
         if base is not None:
             self.features = torch.from_numpy(self._base_features(pairs.pixels))
             arch = PictogramConfig(
-                **{**arch.to_dict(), "kind": "adapter", "stages": arch.stages, "in_dim": int(base.dim)}
+                **{
+                    **arch.to_dict(),
+                    "kind": "adapter",
+                    "base": base_spec or f"{base.name}:{base.ref}",
+                    "stages": arch.stages,
+                    "in_dim": int(base.dim),
+                }
             )
         self.arch = arch
         self.net = build_network(arch)
@@ -154,6 +160,7 @@ def train(
     evaluators: Sequence[Evaluator] = (),
     base: Encoder | None = None,
     log: Callable[[str], None] | None = None,
+    base_spec: str = "",
 ) -> TrainReport:
     """Train and save the best epoch to ``out``; returns the per-epoch report."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -175,7 +182,7 @@ def train(
     order = rng.permutation(len(pairs))
     n_val = min(max(1, round(len(pairs) * cfg.val_fraction)), len(pairs) - 1)
     val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
-    tower = _Tower(cfg, pairs, base)
+    tower = _Tower(cfg, pairs, base, base_spec)
     text_t = torch.from_numpy(text_vecs)
     logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
     opt = torch.optim.AdamW(
@@ -278,7 +285,7 @@ def _epoch_row(epoch, losses, logit_scale, opt, t0, tower, pairs, val_idx, text_
     return {
         "epoch": epoch,
         "loss": float(np.mean(losses)) if losses else float("nan"),
-        "temperature": float(1.0 / logit_scale.exp()),
+        "temperature": float(1.0 / logit_scale.detach().exp()),
         "lr": float(opt.param_groups[0]["lr"]),
         **validation_metrics(val_img, text_vecs, [cap_ids[i] for i in val_idx]),
         "seconds": round(time.monotonic() - t0, 1),
