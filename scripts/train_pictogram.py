@@ -20,7 +20,7 @@ import numpy as np
 
 from xmodal.encoders.base import Encoder
 from xmodal.encoders.pictogram import PictogramConfig
-from xmodal.eval.metrics import ranks_from_scores, recall_from_ranks
+from xmodal.eval.metrics import dense_metrics
 from xmodal.train.augment import AugmentConfig
 from xmodal.train.data import load_npz_pairs
 from xmodal.train.trainer import ImageEncodeFn, TrainConfig, train
@@ -68,8 +68,8 @@ def heldout_evaluator(data: Path, set_name: str, text: Encoder):  # type: ignore
     def evaluate(encode: ImageEncodeFn) -> dict[str, float]:
         img = encode(pairs.pixels)
         sims = qvecs @ img.T
-        t2i = recall_from_ranks(ranks_from_scores(sims, pos))
-        i2t = recall_from_ranks(ranks_from_scores(sims.T, pos.T))
+        t2i = dense_metrics(sims, pos)
+        i2t = dense_metrics(sims.T, pos.T)
         out = {f"{set_name}_t2i_{k}": v for k, v in t2i.items()}
         out.update({f"{set_name}_i2t_{k}": v for k, v in i2t.items()})
         return out

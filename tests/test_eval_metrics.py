@@ -127,3 +127,25 @@ def test_dense_ranks_agree_with_dict_metrics_for_single_targets() -> None:
     sparse = evaluate(run, qrels, ["recall@1", "recall@5", "recall@10"])
     for m, v in dense.items():
         assert v == pytest.approx(sparse[m])
+
+
+def test_dense_metrics_match_dict_metrics_with_several_positives() -> None:
+    from xmodal.eval.metrics import dense_metrics
+
+    rng = np.random.default_rng(11)
+    scores = rng.random((25, 40))
+    pos = rng.random((25, 40)) < 0.08
+    pos[np.arange(25), rng.integers(0, 40, 25)] = True
+    run = {f"q{i}": {f"d{j:02d}": float(scores[i, j]) for j in range(40)} for i in range(25)}
+    qrels = {f"q{i}": {f"d{j:02d}": 1 for j in np.flatnonzero(pos[i])} for i in range(25)}
+    dense = dense_metrics(scores, pos, (1, 5, 10))
+    sparse = evaluate(run, qrels, ["recall@1", "recall@5", "recall@10", "mrr@10", "map"])
+    for m, v in dense.items():
+        assert v == pytest.approx(sparse[m], abs=1e-9), m
+
+
+def test_random_recall_baseline() -> None:
+    from xmodal.eval.metrics import random_recall_at_k
+
+    assert random_recall_at_k(100, 10) == 0.1
+    assert random_recall_at_k(5, 10) == 1.0

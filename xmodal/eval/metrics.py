@@ -131,6 +131,47 @@ def evaluate(run: Run, qrels: Qrels, metrics: Sequence[str] = DEFAULT_METRICS) -
     return {m: sum(q[m] for q in per_query.values()) / n for m in metrics}
 
 
+def dense_ranks(scores):  # type: ignore[no-untyped-def]
+    """1-based rank of every column in every row of a (n_queries, n_docs) score matrix.
+
+    Descending score; equal scores ordered by column index (as :func:`rank_docs` orders by id).
+    """
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    rows = np.arange(scores.shape[0])[:, None]
+    ranks[rows, order] = np.arange(1, scores.shape[1] + 1)[None, :]
+    return ranks
+
+
+def dense_metrics(scores, positives, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Recall@K (ranx definition), MRR@10 and mAP from a dense score matrix and a boolean
+    relevance matrix of the same shape; averaged over rows that have a positive."""
+    import numpy as np
+
+    positives = np.asarray(positives, dtype=bool)
+    keep = positives.any(axis=1)
+    ranks = dense_ranks(np.asarray(scores)[keep])
+    pos = positives[keep]
+    n_pos = pos.sum(axis=1)
+    out = {f"recall@{k}": float((((ranks <= k) & pos).sum(axis=1) / n_pos).mean()) for k in ks}
+    first = np.where(pos, ranks, np.iinfo(np.int64).max).min(axis=1)
+    out["mrr@10"] = float(np.where(first <= 10, 1.0 / first, 0.0).mean())
+    # AP: at the i-th positive (in rank order) with rank r, precision is i / r
+    pr = np.sort(np.where(pos, ranks, np.iinfo(np.int64).max), axis=1)
+    idx = np.arange(1, pr.shape[1] + 1)[None, :]
+    valid = idx <= n_pos[:, None]
+    out["map"] = float((np.where(valid, idx / np.where(valid, pr, 1), 0.0).sum(axis=1) / n_pos).mean())
+    return out
+
+
+def random_recall_at_k(n_docs: int, k: int) -> float:
+    """Expected Recall@K of a uniformly random ranking of ``n_docs`` documents."""
+    return min(k, n_docs) / n_docs if n_docs else 0.0
+
+
 def ranks_from_scores(scores, positives):  # type: ignore[no-untyped-def]
     """Rank (1-based) of the best positive per query row, from a dense score matrix.
 

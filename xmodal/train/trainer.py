@@ -23,7 +23,7 @@ from xmodal.encoders.base import Encoder
 from xmodal.encoders.minilm import MINILM_SPACE
 from xmodal.encoders.pictogram import PictogramConfig, build_network, images_to_array
 from xmodal.errors import InvalidArgumentError
-from xmodal.eval.metrics import ranks_from_scores, recall_from_ranks
+from xmodal.eval.metrics import dense_metrics
 from xmodal.train.augment import AugmentConfig, augment_batch, composite_white
 from xmodal.train.checkpoint import check_out_dir, save_model_dir
 from xmodal.train.data import PairSet
@@ -135,13 +135,13 @@ def validation_metrics(img: np.ndarray, text_vecs: np.ndarray, ids: Sequence[lis
     """t2i: each distinct first caption finds the images that carry it; i2t: each image finds its captions."""
     firsts = sorted({c[0] for c in ids})
     pos_t2i = np.array([[q in c for c in ids] for q in firsts], dtype=bool)
-    t2i = recall_from_ranks(ranks_from_scores(text_vecs[firsts] @ img.T, pos_t2i))
+    t2i = dense_metrics(text_vecs[firsts] @ img.T, pos_t2i)
     vocab = sorted({t for c in ids for t in c})
     col = {t: j for j, t in enumerate(vocab)}
     pos_i2t = np.zeros((len(ids), len(vocab)), dtype=bool)
     for i, c in enumerate(ids):
         pos_i2t[i, [col[t] for t in c]] = True
-    i2t = recall_from_ranks(ranks_from_scores(img @ text_vecs[vocab].T, pos_i2t))
+    i2t = dense_metrics(img @ text_vecs[vocab].T, pos_i2t)
     first_vecs = torch.from_numpy(text_vecs[[c[0] for c in ids]])
     img_t = torch.from_numpy(img)
     return {
