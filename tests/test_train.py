@@ -99,8 +99,12 @@ def test_train_saves_a_loadable_encoder(pairs_file: Path, tmp_path: Path, minilm
 
 def test_training_is_reproducible(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
     pairs = load_pairs(pairs_file)
-    a = train(pairs, minilm, tmp_path / "a", _cfg(epochs=2, patience=5), log=lambda m: None)
-    b = train(pairs, minilm, tmp_path / "b", _cfg(epochs=2, patience=5), log=lambda m: None)
+    a = train(
+        pairs, minilm, tmp_path / "a", _cfg(epochs=2, patience=5, vocab_loss_weight=0.5), log=lambda m: None
+    )
+    b = train(
+        pairs, minilm, tmp_path / "b", _cfg(epochs=2, patience=5, vocab_loss_weight=0.5), log=lambda m: None
+    )
     assert [r["loss"] for r in a.epochs] == [r["loss"] for r in b.epochs]
     wa = (tmp_path / "a" / "model.safetensors").read_bytes()
     assert wa == (tmp_path / "b" / "model.safetensors").read_bytes()

@@ -48,6 +48,9 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: one pass over the training pairs
     time_budget_s: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
     select: str = "val_t2i_recall@10"
+    # > 0 adds image -> all-captions cross-entropy (every caption of the training set as a
+    # negative, cheap because the text side is frozen), weighted against the in-batch InfoNCE
+    vocab_loss_weight: float = 0.0
     progress: bool = True
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
@@ -223,6 +226,10 @@ def train(
                 choice = np.array([cap_ids[i][rng.integers(len(cap_ids[i]))] for i in idx])
                 img = torch.nn.functional.normalize(tower.net(tower.train_inputs(idx, gen)), dim=1)
                 loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale)
+                if cfg.vocab_loss_weight > 0:
+                    logits = logit_scale.exp() * img @ text_t.t()
+                    vocab_ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(choice))
+                    loss = loss + cfg.vocab_loss_weight * vocab_ce
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
