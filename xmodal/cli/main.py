@@ -17,6 +17,8 @@ COMMANDS = [
     "xmodal.cli.cmd_search",
     "xmodal.cli.cmd_manage",
     "xmodal.cli.cmd_demo",
+    "xmodal.cli.cmd_eval",
+    "xmodal.cli.cmd_train",
     "xmodal.cli.cmd_serve",
     "xmodal.cli.cmd_keys",
     "xmodal.cli.cmd_audit",

@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Train the bundled pictogram model (the whole recipe; see scripts/train_pictogram.sh).
+
+Reads the arrays written by scripts/build_pictogram_data.py, embeds every caption once with the
+frozen MiniLM text encoder (cached on disk), trains with xmodal.train, selects the epoch by the
+mean text->image Recall@10 over the held-out sets, and writes the model directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.encoders.base import Encoder
+from xmodal.encoders.pictogram import PictogramConfig
+from xmodal.eval.metrics import dense_metrics
+from xmodal.train.augment import AugmentConfig
+from xmodal.train.data import load_npz_pairs
+from xmodal.train.trainer import ImageEncodeFn, TrainConfig, train
+from xmodal.types import Modality
+
+HELDOUT = ("fluent-emoji-flat", "bi", "heroicons")
+
+
+class CachedText(Encoder):
+    """MiniLM with an on-disk cache of caption vectors (keyed by the exact text list)."""
+
+    name = "minilm"
+    modalities = frozenset({Modality.TEXT})
+
+    def __init__(self, cache: Path) -> None:
+        from xmodal.encoders.minilm import MiniLMEncoder
+
+        self.inner = MiniLMEncoder()
+        self.dim, self.space, self.version = self.inner.dim, self.inner.space, self.inner.version
+        self.cache = cache
+
+    def info(self):  # type: ignore[no-untyped-def]
+        return self.inner.info()
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        return self.inner.encode_batch(modality, inputs)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = self.cache / f"text-{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        vecs = self.inner.encode_text(texts)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        np.save(path, vecs)
+        return vecs
+
+
+def heldout_evaluator(data: Path, set_name: str, text: Encoder):  # type: ignore[no-untyped-def]
+    pairs = load_npz_pairs(data / f"heldout-{set_name}.npz", data / f"heldout-{set_name}.json")
+    queries = sorted({c[0] for c in pairs.captions})
+    qvecs = text.encode_text(queries)
+    pos = np.array([[c[0] == q for c in pairs.captions] for q in queries], dtype=bool)
+
+    def evaluate(encode: ImageEncodeFn) -> dict[str, float]:
+        img = encode(pairs.pixels)
+        sims = qvecs @ img.T
+        t2i = dense_metrics(sims, pos)
+        i2t = dense_metrics(sims.T, pos.T)
+        out = {f"{set_name}_t2i_{k}": v for k, v in t2i.items()}
+        out.update({f"{set_name}_i2t_{k}": v for k, v in i2t.items()})
+        return out
+
+    return evaluate, len(pairs), len(queries)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("/work/cache/picto"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--config", type=Path, help="JSON overrides of TrainConfig / arch / augment")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    over: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
+    arch = PictogramConfig.from_dict(over.pop("arch", {}))
+    aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.pop("augment", {}).items()})
+    cfg = TrainConfig(
+        **{
+            "threads": args.threads,
+            "progress": not args.no_progress,
+            "select": "heldout_mean_t2i_recall@10",
+            **over,
+            "arch": arch,
+            "augment": aug,
+        }
+    )
+    text = CachedText(args.data / "cache")
+    pairs = load_npz_pairs(args.data / "train.npz", args.data / "train.json")
+    evals = [heldout_evaluator(args.data, s, text) for s in HELDOUT]
+    for s, (_, n, q) in zip(HELDOUT, evals, strict=True):
+        print(f"held-out {s}: {n} images, {q} queries", file=sys.stderr)
+
+    def mean_eval(encode: ImageEncodeFn) -> dict[str, float]:
+        row: dict[str, float] = {}
+        for ev, _, _ in evals:
+            row.update(ev(encode))
+        row["heldout_mean_t2i_recall@10"] = float(np.mean([row[f"{s}_t2i_recall@10"] for s in HELDOUT]))
+        return row
+
+    report = train(pairs, text, args.out, cfg, evaluators=[mean_eval])
+    print(
+        json.dumps(
+            {
+                "best_epoch": report.best_epoch,
+                "best": report.best_score,
+                "seconds": round(report.seconds),
+                "interrupted": report.interrupted,
+            }
+        ),
+        flush=True,
+    )
+    return 130 if report.interrupted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""The bundled pictogram encoder: loads offline, fits the size budget, gives stable unit vectors
+in the MiniLM space, and never imports training code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from xmodal.encoders.minilm import MINILM_SPACE
+from xmodal.encoders.pictogram import PictogramConfig, PictogramEncoder, bundled_model_dir
+from xmodal.errors import ModelError
+
+
+def _icon(size: int = 64, mode: str = "RGB") -> Image.Image:
+    img = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(img).polygon([(size // 2, 4), (4, size - 4), (size - 4, size - 4)], fill="black")
+    return img.convert(mode) if mode != "RGB" else img
+
+
+def test_bundled_model_card_and_size() -> None:
+    d = bundled_model_dir()
+    card = json.loads((d / "xmodal_encoder.json").read_text(encoding="utf-8"))
+    assert card["encoder"] == "pictogram" and card["space"] == MINILM_SPACE
+    total = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
+    assert total <= 25 * 1024 * 1024
+    assert (d / "MODEL_CARD.md").is_file()
+
+
+def test_bundled_encoder_vectors() -> None:
+    enc = PictogramEncoder()
+    assert enc.dim == 384 and enc.space == MINILM_SPACE and enc.info().name == "pictogram"
+    imgs = [_icon(), _icon(200), Image.new("RGB", (120, 40), "red"), _icon(mode="L")]
+    vecs = enc.encode_images([im if im.mode == "RGB" else im.convert("RGB") for im in imgs])
+    assert vecs.shape == (4, 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    alone = enc.encode_images([imgs[0]])
+    assert np.allclose(alone[0], vecs[0], atol=1e-5)  # batch-independent (eval-mode norm layers)
+    assert float(vecs[0] @ vecs[1]) > 0.8  # the same triangle at another resolution
+    assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2])
+
+
+def test_inference_does_not_import_training_code() -> None:
+    code = (
+        "import sys; from PIL import Image; from xmodal.encoders.pictogram import PictogramEncoder;"
+        "PictogramEncoder().encode_images([Image.new('RGB', (32, 32))]);"
+        "print(sorted(m for m in sys.modules if m.startswith('xmodal.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_module_loads_nothing() -> None:
+    code = "import sys, xmodal.encoders.pictogram; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"kind": "gan"}, {"kind": "adapter"}, {"depth": 3}, {"image_size": 4, "stages": [[8, 1], [8, 1], [8, 1]]}],
+)
+def test_bad_configs(bad: dict) -> None:  # type: ignore[type-arg]
+    from xmodal.encoders.pictogram import build_network
+
+    with pytest.raises(ModelError):
+        build_network(PictogramConfig.from_dict(bad))
+
+
+def test_weights_not_matching_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(bundled_model_dir(), d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["embed_dim"] = 128
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="do not match"):
+        PictogramEncoder(str(d))

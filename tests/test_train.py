@@ -1,0 +1,193 @@
+"""Contrastive trainer: end to end on tiny drawn pictograms with the real MiniLM text tower."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from xmodal.encoders.pictogram import PictogramConfig, PictogramEncoder
+from xmodal.encoders.registry import EncoderRegistry
+from xmodal.errors import InvalidArgumentError, ModelError
+from xmodal.train.augment import AugmentConfig
+from xmodal.train.data import load_pairs
+from xmodal.train.trainer import TrainConfig, train
+
+SHAPES = ["circle", "square", "triangle", "cross", "horizontal line", "vertical line"]
+TINY_ARCH = PictogramConfig(image_size=16, stages=((8, 1), (16, 1)), head="flatten")
+
+
+def draw(shape: str, colour: tuple[int, int, int], size: int = 48) -> Image.Image:
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    box = (8, 8, size - 8, size - 8)
+    if shape == "circle":
+        d.ellipse(box, fill=colour)
+    elif shape == "square":
+        d.rectangle(box, fill=colour)
+    elif shape == "triangle":
+        d.polygon([(size // 2, 6), (6, size - 6), (size - 6, size - 6)], fill=colour)
+    elif shape == "cross":
+        d.line((8, 8, size - 8, size - 8), fill=colour, width=6)
+        d.line((8, size - 8, size - 8, 8), fill=colour, width=6)
+    elif shape == "horizontal line":
+        d.rectangle((6, size // 2 - 4, size - 6, size // 2 + 4), fill=colour)
+    else:
+        d.rectangle((size // 2 - 4, 6, size // 2 + 4, size - 6), fill=colour)
+    return img
+
+
+@pytest.fixture(scope="module")
+def minilm():  # type: ignore[no-untyped-def]
+    from xmodal.encoders.minilm import MiniLMEncoder
+
+    return MiniLMEncoder()
+
+
+@pytest.fixture()
+def pairs_file(tmp_path: Path) -> Path:
+    lines = []
+    for i, shape in enumerate(SHAPES):
+        for j, colour in enumerate([(0, 0, 0), (200, 30, 30)]):
+            p = tmp_path / f"{shape.replace(' ', '_')}_{j}.png"
+            draw(shape, colour).save(p)
+            lines.append({"image": p.name, "text": f"a {shape}"})
+            if i % 2 == 0:
+                lines.append({"image": p.name, "text": shape})
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    return f
+
+
+def _cfg(**kw) -> TrainConfig:  # type: ignore[no-untyped-def]
+    base = dict(epochs=3, batch_size=8, lr=5e-3, warmup_steps=2, val_fraction=0.25, steps_per_epoch=4,
+                progress=False, arch=TINY_ARCH, augment=AugmentConfig())  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_train_saves_a_loadable_encoder(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    assert len(pairs) == 12 and sum(len(c) for c in pairs.captions) == 18
+    out = tmp_path / "model"
+    report = train(pairs, minilm, out, _cfg(), log=lambda m: None)
+    assert len(report.epochs) >= 1 and report.best_epoch >= 1
+    row = report.epochs[0]
+    for key in (
+        "loss",
+        "temperature",
+        "val_t2i_recall@10",
+        "val_i2t_recall@1",
+        "val_alignment",
+        "val_uniformity",
+    ):
+        assert np.isfinite(row[key]), key
+    assert 0 < row["temperature"] < 1
+    card = json.loads((out / "xmodal_encoder.json").read_text())
+    assert card["encoder"] == "pictogram" and card["space"] == minilm.space
+    enc = PictogramEncoder(str(out))
+    img = draw("circle", (0, 0, 0)).convert("RGB")
+    vecs = enc.encode_images([img, img])
+    assert vecs.shape == (2, 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert np.allclose(vecs[0], vecs[1])
+    # the registry finds it as a bare directory through its card
+    assert EncoderRegistry().load(str(out)).info().name == "pictogram"
+
+
+def test_training_is_reproducible(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    a = train(pairs, minilm, tmp_path / "a", _cfg(epochs=2, patience=5, vocab_loss_weight=0.5), log=lambda m: None)
+    b = train(pairs, minilm, tmp_path / "b", _cfg(epochs=2, patience=5, vocab_loss_weight=0.5), log=lambda m: None)
+    assert [r["loss"] for r in a.epochs] == [r["loss"] for r in b.epochs]
+    wa = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert wa == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_interrupt_keeps_best_checkpoint(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_2(encode):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return {}
+
+    out = tmp_path / "m"
+    report = train(pairs, minilm, out, _cfg(epochs=5), evaluators=[interrupt_in_epoch_2], log=lambda m: None)
+    assert report.interrupted and report.best_epoch == 1
+    assert json.loads((out / "xmodal_encoder.json").read_text())["best_epoch"] == 1
+    PictogramEncoder(str(out))  # loads: not corrupted
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]  # no temp dirs left
+
+
+def test_refuses_to_overwrite_a_non_model_folder(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InvalidArgumentError, match="not an xmodal model directory"):
+        train(load_pairs(pairs_file), minilm, out, _cfg(), log=lambda m: None)
+    assert (out / "thesis.txt").read_text() == "do not delete"
+
+
+def _jsonl(tmp_path: Path, content: bytes) -> Path:
+    f = tmp_path / "bad.jsonl"
+    f.write_bytes(content)
+    return f
+
+
+def test_bad_pairs_files(tmp_path: Path) -> None:
+    draw("circle", (0, 0, 0)).save(tmp_path / "c.png")
+    draw("square", (0, 0, 0)).save(tmp_path / "s.png")
+    warnings: list[str] = []
+    ok = b'{"image": "c.png", "text": "circle"}\n{"image": "s.png", "text": "square"}\n'
+    # missing image, empty caption and duplicate pair: warned and skipped
+    content = ok + b'{"image": "gone.png", "text": "x"}\n{"image": "c.png", "text": "  "}\n'
+    content += b'{"image": "c.png", "text": "circle"}\n'
+    pairs = load_pairs(_jsonl(tmp_path, content), warn=warnings.append)
+    assert len(pairs) == 2
+    assert any("line 3" in w and "not found" in w for w in warnings)
+    assert any("line 4" in w and "empty caption" in w for w in warnings)
+    assert any("line 5" in w and "duplicate" in w for w in warnings)
+    with pytest.raises(InvalidArgumentError, match="only one image"):
+        load_pairs(_jsonl(tmp_path, b'{"image": "c.png", "text": "circle"}\n'), warn=warnings.append)
+    with pytest.raises(InvalidArgumentError, match="line 2: not valid UTF-8"):
+        load_pairs(_jsonl(tmp_path, ok[:38] + b'{"image": "s.png", "text": "\xff"}\n'))
+    with pytest.raises(InvalidArgumentError, match="line 1: not valid JSON"):
+        load_pairs(_jsonl(tmp_path, b"{nope\n"))
+    with pytest.raises(InvalidArgumentError, match="no usable"):
+        load_pairs(_jsonl(tmp_path, b'{"image": "gone.png", "text": "x"}\n'), warn=warnings.append)
+    with pytest.raises(InvalidArgumentError, match="no such"):
+        load_pairs(tmp_path / "absent.jsonl")
+
+
+def test_folder_with_caption_sidecars(tmp_path: Path) -> None:
+    for shape in ("circle", "square"):
+        draw(shape, (0, 0, 0)).save(tmp_path / f"{shape}.png")
+        (tmp_path / f"{shape}.txt").write_text(f"a {shape}\n{shape} shape\n", encoding="utf-8")
+    draw("cross", (0, 0, 0)).save(tmp_path / "orphan.png")
+    warnings: list[str] = []
+    pairs = load_pairs(tmp_path, warn=warnings.append)
+    assert len(pairs) == 2 and pairs.captions[0] == ["a circle", "circle shape"]
+    assert any("orphan.png" in w for w in warnings)
+
+
+def test_cli_train_bad_input_gives_one_line_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from xmodal.cli import cmd_train
+
+    parser = argparse.ArgumentParser()
+    cmd_train.register(parser.add_subparsers())
+    args = parser.parse_args(["train", str(_jsonl(tmp_path, b"\xff\n")), "--out", str(tmp_path / "m")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "UTF-8" in err and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_corrupt_model_dir_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / "xmodal_encoder.json").write_text('{"encoder": "pictogram"}')
+    with pytest.raises(ModelError, match="missing"):
+        PictogramEncoder(str(tmp_path))

@@ -1,0 +1,86 @@
+"""``xmodal eval QUERIES.jsonl``: retrieval quality of a collection (Recall@K, MRR, nDCG, mAP)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from xmodal.errors import XmodalError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="measure retrieval quality against a queries file",
+        description='Each line: {"query": "text" | {"image": path} | {"audio": path}, "relevant": [names]}. '
+        "A relevant name matches a result's file name or URI.",
+    )
+    p.add_argument("queries", help="JSONL file of queries with their relevant items")
+    p.add_argument("-c", "--collection", default="./.xmodal", help="collection directory (default ./.xmodal)")
+    p.add_argument("--modality", choices=["text", "image", "audio"], help="only rank items of this modality")
+    p.add_argument("-k", type=int, default=10, help="search depth; metrics are cut at 1/5/10 (default 10)")
+    p.add_argument("--report", metavar="OUT_DIR", help="write report.md, recall_at_k.svg and metrics.json")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except XmodalError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xmodal.collection import Collection
+    from xmodal.eval.harness import evaluate_queries, load_queries
+    from xmodal.eval.report import write_report
+
+    queries = load_queries(Path(args.queries))
+    collection = Collection.open(args.collection)
+    result = evaluate_queries(
+        queries,
+        collection_search(collection, args.modality),
+        k=args.k,
+        known_uris=collection_uris(collection),
+    )
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.report:
+        path = write_report(result, Path(args.report), title=f"xmodal eval: {Path(args.queries).name}")
+        print(f"report: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(f"{result.n_queries} queries")
+        for name, value in result.metrics.items():
+            print(f"{name:>10}  {value:.4f}")
+    return 0
+
+
+def collection_search(collection: Any, modality: str | None):  # type: ignore[no-untyped-def]
+    """Adapt ``Collection.search`` to the harness: a query -> [(uri, score)] best first."""
+    from xmodal.search import Query
+    from xmodal.types import Modality
+
+    mod = Modality(modality) if modality else None
+
+    def search(q, k):  # type: ignore[no-untyped-def]
+        query = {"text": Query.text, "image": Query.image, "audio": Query.audio}[q.kind](q.value)
+        return [(hit.uri, hit.score) for hit in collection.search(query, k=k, modality=mod)]
+
+    return search
+
+
+def collection_uris(collection: Any) -> list[str] | None:
+    """Every item URI, when the collection can list them (used to flag unknown relevant names)."""
+    for attr in ("uris", "items", "iter_items"):
+        fn = getattr(collection, attr, None)
+        if callable(fn):
+            return [x if isinstance(x, str) else x.uri for x in fn()]
+    return None

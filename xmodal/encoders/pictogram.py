@@ -1,0 +1,201 @@
+"""Pictogram image tower: a small CNN (or an adapter over another image encoder) trained to land
+in the frozen all-MiniLM-L6-v2 text space, so its image vectors compare with MiniLM text vectors.
+
+A model directory holds:
+
+* ``xmodal_encoder.json`` — the card: ``{"encoder": "pictogram", "version": ..., ...}``
+* ``config.json`` — the architecture as data (see :class:`PictogramConfig`)
+* ``model.safetensors`` — the weights
+
+With no ``ref`` the bundled model in ``xmodal/data/models/pictogram/`` is loaded. This module
+never imports training code; the trainer builds its networks through :func:`build_network`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmodal.encoders.base import Encoder
+from xmodal.encoders.minilm import MINILM_SPACE
+from xmodal.errors import ModelError
+from xmodal.types import Modality
+
+CARD_FILE = "xmodal_encoder.json"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def bundled_model_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "models" / "pictogram"
+
+
+@dataclass(frozen=True)
+class PictogramConfig:
+    """Architecture of a pictogram tower.
+
+    ``kind="cnn"``: pixels -> conv stages -> head -> ``embed_dim``. Each stage is
+    ``[out_channels, n_convs]`` followed by 2x2 max-pooling; ``head="flatten"`` keeps where
+    things are (an arrow's direction), ``head="avg"`` pools it away.
+    ``kind="adapter"``: features of the ``base`` encoder spec -> MLP (``hidden``) -> ``embed_dim``.
+    """
+
+    kind: str = "cnn"
+    image_size: int = 32
+    stages: tuple[tuple[int, int], ...] = ((32, 1), (64, 1), (128, 2), (192, 2))
+    head: str = "flatten"
+    head_dropout: float = 0.0
+    embed_dim: int = 384
+    base: str = ""
+    in_dim: int = 0
+    hidden: int = 512
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stages"] = [list(s) for s in self.stages]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PictogramConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ModelError(f"pictogram config has unknown fields: {', '.join(sorted(unknown))}")
+        d = dict(data)
+        if "stages" in d:
+            d["stages"] = tuple((int(a), int(b)) for a, b in d["stages"])
+        cfg = cls(**d)
+        if cfg.kind not in ("cnn", "adapter"):
+            raise ModelError(f"pictogram config: unknown kind {cfg.kind!r}")
+        if cfg.kind == "adapter" and (not cfg.base or cfg.in_dim <= 0):
+            raise ModelError("pictogram adapter config needs 'base' and 'in_dim'")
+        return cfg
+
+
+def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
+    """The torch module for ``cfg`` (random weights)."""
+    from torch import nn
+
+    if cfg.kind == "adapter":
+        return nn.Sequential(
+            nn.Linear(cfg.in_dim, cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, cfg.embed_dim),
+        )
+    layers: list[nn.Module] = []
+    in_ch = 3
+    side = cfg.image_size
+    for out_ch, n_convs in cfg.stages:
+        for _ in range(n_convs):
+            layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU()]
+            in_ch = out_ch
+        layers.append(nn.MaxPool2d(2))
+        side //= 2
+    if side < 1:
+        raise ModelError(f"pictogram config: {len(cfg.stages)} stages are too many for {cfg.image_size}px")
+    if cfg.head == "avg":
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        feat = in_ch
+    else:
+        layers.append(nn.Flatten())
+        feat = in_ch * side * side
+    if cfg.head_dropout > 0:
+        layers.append(nn.Dropout(cfg.head_dropout))
+    layers.append(nn.Linear(feat, cfg.embed_dim))
+    return nn.Sequential(*layers)
+
+
+def images_to_array(images: Sequence[Any], size: int) -> np.ndarray:
+    """PIL RGB images -> float32 (n, 3, size, size) in [-1, 1]; non-square ones padded white."""
+    from PIL import Image
+
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, img in enumerate(images):
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        w, h = img.size
+        if w != h:
+            side = max(w, h)
+            canvas = Image.new("RGB", (side, side), (255, 255, 255))
+            canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+            img = canvas
+        if img.size != (size, size):
+            if img.size[0] > 4 * size:
+                img = img.reduce(img.size[0] // (2 * size))
+            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+        out[i] = np.asarray(img, dtype=np.uint8)
+    return pixels_to_input(out)
+
+
+def pixels_to_input(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (n, h, w, 3) -> float32 (n, 3, h, w) in [-1, 1]; shared by trainer and encoder."""
+    x = rgb.astype(np.float32) * (2.0 / 255.0) - 1.0
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def read_model_dir(path: Path) -> tuple[dict[str, Any], PictogramConfig]:
+    card_path, config_path = path / CARD_FILE, path / CONFIG_FILE
+    for p in (card_path, config_path, path / WEIGHTS_FILE):
+        if not p.is_file():
+            raise ModelError(f"{path}: not a pictogram model directory (missing {p.name})")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        cfg = PictogramConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, OSError) as exc:
+        raise ModelError(f"{path}: unreadable model card or config ({exc})") from exc
+    if card.get("encoder") != "pictogram":
+        raise ModelError(f"{path}: card says encoder {card.get('encoder')!r}, not 'pictogram'")
+    return card, cfg
+
+
+class PictogramEncoder(Encoder):
+    """Image tower in the MiniLM space (registry name ``pictogram``)."""
+
+    name = "pictogram"
+    modalities = frozenset({Modality.IMAGE})
+    batch_size = 64
+
+    def __init__(self, ref: str | None = None) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        path = Path(ref).expanduser() if ref else bundled_model_dir()
+        card, cfg = read_model_dir(path)
+        self.config = cfg
+        self.ref = ref or ""
+        self.dim = cfg.embed_dim
+        self.space = str(card.get("space", MINILM_SPACE))
+        self.version = f"pictogram:{card.get('version', 'unknown')}"
+        net = build_network(cfg)
+        try:
+            net.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise ModelError(f"{path}: weights do not match config.json ({exc})") from exc
+        net.eval()
+        self._net = net
+        self._torch = torch
+        self._base: Encoder | None = None
+        if cfg.kind == "adapter":
+            from xmodal.encoders.registry import default_registry
+
+            self._base = default_registry().load(cfg.base)
+            if self._base.dim != cfg.in_dim:
+                raise ModelError(f"base encoder {cfg.base!r} has dim {self._base.dim}, adapter expects {cfg.in_dim}")
+
+    def settings(self) -> dict[str, Any]:
+        return {"image_size": self.config.image_size, "kind": self.config.kind, "base": self.config.base}
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        torch = self._torch
+        if self._base is not None:
+            x = torch.from_numpy(self._base.encode(Modality.IMAGE, list(inputs)))
+        else:
+            x = torch.from_numpy(images_to_array(inputs, self.config.image_size))
+        with torch.inference_mode():
+            return self._net(x).numpy()

@@ -1,0 +1,1 @@
+"""Retrieval evaluation: ranking metrics (ranx-compatible) and the ``xmodal eval`` harness."""

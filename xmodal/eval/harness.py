@@ -1,0 +1,182 @@
+"""The evaluation harness behind ``xmodal eval``: read a queries file, search, score, report.
+
+Each line of the queries file is ``{"query": "text" | {"image": path} | {"audio": path},
+"relevant": [names...]}`` (optionally ``"id"``). A relevant name matches a result whose file
+name or URI equals it. The core, :func:`evaluate_queries`, takes any ``search`` function, so it
+runs against a collection or an in-memory fake alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from xmodal.errors import InvalidArgumentError
+from xmodal.eval.metrics import DEFAULT_METRICS, evaluate, evaluate_per_query
+
+QUERY_KINDS = ("text", "image", "audio")
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    qid: str
+    kind: str  # "text" | "image" | "audio"
+    value: str  # the text, or a resolved file path
+    relevant: tuple[str, ...]
+    line: int
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    n_queries: int
+    k: int
+    recall_curve: dict[int, float]
+    unknown_relevant: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "n_queries": self.n_queries,
+            "k": self.k,
+            "recall_curve": {str(k): v for k, v in self.recall_curve.items()},
+            "unknown_relevant": self.unknown_relevant,
+            "warnings": self.warnings,
+            "per_query": self.per_query,
+        }
+
+
+# a search function returns (uri, score) pairs, best first
+SearchFn = Callable[[EvalQuery, int], Sequence[tuple[str, float]]]
+
+
+def load_queries(path: Path) -> list[EvalQuery]:
+    """Parse a queries JSONL file; every mistake names its line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(f"{path}: cannot read queries file ({exc.strerror})") from None
+    queries: list[EvalQuery] = []
+    for lineno, line_bytes in enumerate(raw.splitlines(), start=1):
+        where = f"{path.name} line {lineno}"
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgumentError(f"{where}: not valid UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{where}: not valid JSON ({exc.args[0]})") from None
+        queries.append(_parse_query(rec, where, lineno, path.parent))
+    if not queries:
+        raise InvalidArgumentError(f"{path}: no queries (expected one JSON object per line)")
+    ids = [q.qid for q in queries]
+    if len(set(ids)) != len(ids):
+        raise InvalidArgumentError(f"{path}: query ids are not unique")
+    return queries
+
+
+def _parse_query(rec: Any, where: str, lineno: int, base: Path) -> EvalQuery:
+    if not isinstance(rec, dict) or "query" not in rec or "relevant" not in rec:
+        raise InvalidArgumentError(f'{where}: expected {{"query": ..., "relevant": [names...]}}')
+    rel = rec["relevant"]
+    if isinstance(rel, str):
+        rel = [rel]
+    if not isinstance(rel, list) or not rel or not all(isinstance(r, str) and r.strip() for r in rel):
+        raise InvalidArgumentError(f"{where}: 'relevant' must be a non-empty list of names")
+    q = rec["query"]
+    if isinstance(q, str):
+        if not q.strip():
+            raise InvalidArgumentError(f"{where}: empty text query")
+        kind, value = "text", q
+    elif isinstance(q, dict) and len(q) == 1 and next(iter(q)) in ("image", "audio"):
+        kind, value = next(iter(q.items()))
+        if not isinstance(value, str) or not value:
+            raise InvalidArgumentError(f"{where}: {kind} query needs a file path")
+        p = Path(value).expanduser()
+        value = str(p if p.is_absolute() else base / p)
+        if not Path(value).is_file():
+            raise InvalidArgumentError(f"{where}: {kind} query file {value} not found")
+    else:
+        raise InvalidArgumentError(f'{where}: "query" must be a string, {{"image": path}} or {{"audio": path}}')
+    qid = str(rec.get("id", f"line{lineno}"))
+    return EvalQuery(qid, kind, value, tuple(r.strip() for r in rel), lineno)
+
+
+def name_keys(uri: str) -> tuple[str, str]:
+    """The names a result answers to: its URI and its file name."""
+    return uri, PurePosixPath(uri.replace("\\", "/")).name
+
+
+def evaluate_queries(
+    queries: Sequence[EvalQuery],
+    search: SearchFn,
+    k: int = 10,
+    known_uris: Iterable[str] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> EvalResult:
+    """Search every query (depth ``k``) and score it against its relevant names.
+
+    ``known_uris``: every item URI in the collection, to tell unknown relevant names (typos)
+    from relevant items that were simply not found. Unknown names are counted and reported;
+    if no relevant name matches anything at all, that is an error.
+    """
+    if k < 1:
+        raise InvalidArgumentError("-k must be at least 1")
+    if not queries:
+        raise InvalidArgumentError("no queries to evaluate")
+    warnings: list[str] = []
+    unknown: list[str] = []
+    if known_uris is not None:
+        known = {key for uri in known_uris for key in name_keys(uri)}
+        all_names = {r for q in queries for r in q.relevant}
+        unknown = sorted(all_names - known)
+        if unknown and len(unknown) == len(all_names):
+            raise InvalidArgumentError(
+                f"none of the {len(all_names)} relevant names matches a file name or URI in the "
+                f"collection (e.g. {unknown[0]!r}); check the names or the collection"
+            )
+        if unknown:
+            warnings.append(
+                f"{len(unknown)} relevant name(s) match no item in the collection, e.g. {unknown[0]!r}; "
+                "they count as not found"
+            )
+    run: dict[str, dict[str, float]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for q in queries:
+        qrels[q.qid] = {name: 1 for name in q.relevant}
+        run[q.qid] = _score_hits(search(q, k), set(q.relevant), k)
+    cutoffs = sorted({*range(1, k + 1)})
+    curve_metrics = [f"recall@{c}" for c in cutoffs]
+    curve = evaluate(run, qrels, curve_metrics)
+    return EvalResult(
+        metrics=evaluate(run, qrels, metrics),
+        per_query=evaluate_per_query(run, qrels, metrics),
+        n_queries=len(queries),
+        k=k,
+        recall_curve={c: curve[f"recall@{c}"] for c in cutoffs},
+        unknown_relevant=unknown,
+        warnings=warnings,
+    )
+
+
+def _score_hits(hits: Sequence[tuple[str, float]], relevant: set[str], k: int) -> dict[str, float]:
+    """Ranked hits -> {doc: score}; a hit matching a relevant name is filed under that name.
+
+    Scores are replaced by rank-derived values so that the returned order is kept exactly
+    (several hits of one file, e.g. audio segments, count once at their best rank).
+    """
+    out: dict[str, float] = {}
+    for rank, (uri, _score) in enumerate(hits[:k]):
+        keys = name_keys(uri)
+        doc = next((key for key in keys if key in relevant), uri)
+        out.setdefault(doc, float(k - rank))
+    return out

@@ -1,0 +1,33 @@
+"""Symmetric InfoNCE with a learnable temperature, and Wang & Isola (2020) alignment/uniformity."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(img: torch.Tensor, txt: torch.Tensor, text_ids: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Mean of image->text and text->image cross-entropy over the batch.
+
+    ``img``/``txt`` are L2-normalised (B, d); row i of each is a pair. Pairs whose caption is
+    the same text (``text_ids`` equal) are all positives of each other, so a repeated caption
+    in a batch ("home" drawn by three icon sets) is not pushed apart from itself.
+    """
+    logits = logit_scale.exp() * img @ txt.t()
+    positives = (text_ids[:, None] == text_ids[None, :]).float()
+    targets = positives / positives.sum(dim=1, keepdim=True)
+    loss_i = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    loss_t = -(targets * F.log_softmax(logits.t(), dim=1)).sum(dim=1).mean()
+    return (loss_i + loss_t) / 2
+
+
+def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> float:
+    """E ||x - y||^alpha over positive pairs (lower is better)."""
+    return float((x - y).norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(x: torch.Tensor, t: float = 2.0) -> float:
+    """log E exp(-t ||x_i - x_j||^2) over distinct pairs (lower is more uniform)."""
+    if len(x) < 2:
+        return 0.0
+    return float(torch.pdist(x, p=2).pow(2).mul(-t).exp().mean().log())

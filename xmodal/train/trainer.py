@@ -1,0 +1,317 @@
+"""The contrastive trainer: an image tower (CNN on pixels, or an MLP adapter over a frozen base
+encoder's image features) trained against frozen text vectors with symmetric InfoNCE.
+
+Per epoch it reports loss, temperature, validation Recall@K both ways, alignment and uniformity,
+plus any extra evaluators (held-out sets); the best epoch by ``select`` is saved atomically as
+soon as it is reached, so Ctrl-C or a crash never loses or corrupts it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xmodal.encoders.base import Encoder
+from xmodal.encoders.minilm import MINILM_SPACE
+from xmodal.encoders.pictogram import PictogramConfig, build_network, images_to_array
+from xmodal.errors import InvalidArgumentError
+from xmodal.eval.metrics import dense_metrics
+from xmodal.train.augment import AugmentConfig, augment_batch, composite_white
+from xmodal.train.checkpoint import check_out_dir, save_model_dir
+from xmodal.train.data import PairSet
+from xmodal.train.losses import alignment, info_nce, uniformity
+
+ImageEncodeFn = Callable[[np.ndarray], np.ndarray]
+Evaluator = Callable[[ImageEncodeFn], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    val_fraction: float = 0.05
+    patience: int = 4
+    seed: int = 0
+    threads: int = 1
+    init_temperature: float = 0.07
+    steps_per_epoch: int = 0  # 0: one pass over the training pairs
+    time_budget_s: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
+    select: str = "val_t2i_recall@10"
+    # > 0 adds image -> all-captions cross-entropy (every caption of the training set as a
+    # negative, cheap because the text side is frozen), weighted against the in-batch InfoNCE
+    vocab_loss_weight: float = 0.0
+    progress: bool = True
+    version: str = "0"
+    arch: PictogramConfig = field(default_factory=PictogramConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class TrainReport:
+    out: Path
+    epochs: list[dict[str, Any]]
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    interrupted: bool = False
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+class _Tower:
+    """Image tower being trained plus how to feed it, for training steps and evaluation."""
+
+    def __init__(self, cfg: TrainConfig, pairs: PairSet, base: Encoder | None, base_spec: str) -> None:
+        self.cfg = cfg
+        self.base = base
+        self.features: torch.Tensor | None = None
+        arch = cfg.arch
+        if base is not None:
+            self.features = torch.from_numpy(self._base_features(pairs.pixels))
+            arch = PictogramConfig(
+                **{
+                    **arch.to_dict(),
+                    "kind": "adapter",
+                    "base": base_spec or f"{base.name}:{base.ref}",
+                    "stages": arch.stages,
+                    "in_dim": int(base.dim),
+                }
+            )
+        self.arch = arch
+        self.net = build_network(arch)
+        self.pixels = torch.from_numpy(pairs.pixels)
+        self.mono = torch.from_numpy(pairs.mono_mask())
+
+    def _base_features(self, pixels: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        assert self.base is not None
+        rgb = composite_white(pixels)
+        return self.base.encode_images([Image.fromarray(x) for x in rgb])
+
+    def train_inputs(self, idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        t = torch.from_numpy(idx)
+        if self.features is not None:
+            return self.features[t]
+        return augment_batch(self.pixels[t], self.mono[t], self.arch.image_size, self.cfg.augment, gen)
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """Unit vectors for RGBA pixels, through the same preprocessing as inference."""
+        from PIL import Image
+
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(pixels), 256):
+                chunk = pixels[s : s + 256]
+                if self.base is not None:
+                    x = torch.from_numpy(self._base_features(chunk))
+                else:
+                    rgb = composite_white(chunk)
+                    x = torch.from_numpy(images_to_array([Image.fromarray(p) for p in rgb], self.arch.image_size))
+                out.append(torch.nn.functional.normalize(self.net(x), dim=1).numpy())
+        self.net.train()
+        return np.concatenate(out) if out else np.zeros((0, self.arch.embed_dim), np.float32)
+
+
+def embed_captions(pairs: PairSet, text_encoder: Encoder) -> tuple[list[str], np.ndarray, list[list[int]]]:
+    """Unique caption texts, their vectors (computed once) and each image's caption ids."""
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(c, len(vocab)) for c in caps] for caps in pairs.captions]
+    texts = list(vocab)
+    return texts, text_encoder.encode_text(texts), ids
+
+
+def validation_metrics(img: np.ndarray, text_vecs: np.ndarray, ids: Sequence[list[int]]) -> dict[str, float]:
+    """t2i: each distinct first caption finds the images that carry it; i2t: each image finds its captions."""
+    firsts = sorted({c[0] for c in ids})
+    pos_t2i = np.array([[q in c for c in ids] for q in firsts], dtype=bool)
+    t2i = dense_metrics(text_vecs[firsts] @ img.T, pos_t2i)
+    vocab = sorted({t for c in ids for t in c})
+    col = {t: j for j, t in enumerate(vocab)}
+    pos_i2t = np.zeros((len(ids), len(vocab)), dtype=bool)
+    for i, c in enumerate(ids):
+        pos_i2t[i, [col[t] for t in c]] = True
+    i2t = dense_metrics(img @ text_vecs[vocab].T, pos_i2t)
+    first_vecs = torch.from_numpy(text_vecs[[c[0] for c in ids]])
+    img_t = torch.from_numpy(img)
+    return {
+        **{f"val_t2i_{k}": v for k, v in t2i.items()},
+        **{f"val_i2t_{k}": v for k, v in i2t.items()},
+        "val_alignment": alignment(img_t, first_vecs),
+        "val_uniformity": uniformity(img_t[:2000]),
+    }
+
+
+def train(
+    pairs: PairSet,
+    text_encoder: Encoder,
+    out: Path,
+    cfg: TrainConfig,
+    evaluators: Sequence[Evaluator] = (),
+    base: Encoder | None = None,
+    log: Callable[[str], None] | None = None,
+    base_spec: str = "",
+) -> TrainReport:
+    """Train and save the best epoch to ``out``; returns the per-epoch report."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(out)
+    check_out_dir(out)
+    if len(pairs) < 2:
+        raise InvalidArgumentError("contrastive training needs at least 2 distinct images")
+    if base is not None and base.space == MINILM_SPACE and base.name == "pictogram":
+        log("note: the base is itself a MiniLM-space tower; training an adapter on top of it")
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.monotonic()
+
+    texts, text_vecs, cap_ids = embed_captions(pairs, text_encoder)
+    if text_encoder.space != MINILM_SPACE:
+        log(f"note: text space is {text_encoder.space!r}, the model card records it")
+    order = rng.permutation(len(pairs))
+    n_val = min(max(1, round(len(pairs) * cfg.val_fraction)), len(pairs) - 1)
+    val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
+    tower = _Tower(cfg, pairs, base, base_spec)
+    text_t = torch.from_numpy(text_vecs)
+    logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+    opt = torch.optim.AdamW(
+        [{"params": tower.net.parameters()}, {"params": [logit_scale], "weight_decay": 0.0}],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
+    bs = min(cfg.batch_size, len(train_idx))
+    steps = cfg.steps_per_epoch or max(1, len(train_idx) // bs)
+    total = steps * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup_steps))
+    report = TrainReport(out=out, epochs=[])
+    card = {
+        "encoder": "pictogram",
+        "version": cfg.version,
+        "space": text_encoder.space,
+        "dim": tower.arch.embed_dim,
+        "text_encoder": text_encoder.info().to_dict(),
+        "base": base.info().to_dict() if base is not None else None,
+        "train_config": _jsonable(asdict(cfg)),
+        "n_pairs": len(pairs),
+        "n_captions": len(texts),
+    }
+    log(
+        f"{len(pairs)} images, {len(texts)} captions; {len(train_idx)} train / {n_val} val; "
+        f"{steps} steps x {cfg.epochs} epochs of {bs}"
+    )
+    bad_epochs = 0
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            tower.net.train()
+            losses = []
+            bar = _progress(steps, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+            pos = rng.permutation(train_idx)
+            for step in range(steps):
+                start = (step * bs) % max(1, len(pos) - bs + 1)
+                idx = np.sort(pos[start : start + bs])
+                choice = np.array([cap_ids[i][rng.integers(len(cap_ids[i]))] for i in idx])
+                img = torch.nn.functional.normalize(tower.net(tower.train_inputs(idx, gen)), dim=1)
+                loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale)
+                if cfg.vocab_loss_weight > 0:
+                    logits = logit_scale.exp() * img @ text_t.t()
+                    vocab_ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(choice))
+                    loss = loss + cfg.vocab_loss_weight * vocab_ce
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    logit_scale.clamp_(0, math.log(100.0))
+                losses.append(float(loss.detach()))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if bar is not None:
+                bar.close()
+            row = _epoch_row(epoch, losses, logit_scale, opt, t0, tower, pairs, val_idx, text_vecs, cap_ids)
+            for ev in evaluators:
+                row.update(ev(tower.encode))
+            report.epochs.append(row)
+            log(_format_row(row))
+            score = float(row.get(cfg.select, -math.inf))
+            if score > report.best_score:
+                report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
+                save_model_dir(
+                    out,
+                    tower.net.state_dict(),
+                    tower.arch,
+                    {**card, "best_epoch": epoch, "metrics": row},
+                    report.epochs,
+                )
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    report.stopped_early = True
+                    log(f"early stop: {cfg.select} did not improve for {cfg.patience} epochs")
+                    break
+            if cfg.time_budget_s and time.monotonic() - t0 > cfg.time_budget_s:
+                log("time budget reached")
+                break
+    except KeyboardInterrupt:
+        report.interrupted = True
+        log(
+            "interrupted: "
+            + (
+                f"kept the best checkpoint (epoch {report.best_epoch}) in {out}"
+                if report.best_epoch
+                else "no epoch finished, nothing saved"
+            )
+        )
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def _epoch_row(epoch, losses, logit_scale, opt, t0, tower, pairs, val_idx, text_vecs, cap_ids):  # type: ignore[no-untyped-def]
+    val_img = tower.encode(pairs.pixels[val_idx])
+    return {
+        "epoch": epoch,
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+        "temperature": float(1.0 / logit_scale.detach().exp()),
+        "lr": float(opt.param_groups[0]["lr"]),
+        **validation_metrics(val_img, text_vecs, [cap_ids[i] for i in val_idx]),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+
+
+def _progress(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    return x
