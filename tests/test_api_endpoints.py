@@ -175,3 +175,18 @@ def test_models_load_once_per_process(tmp_path: Path) -> None:
             env.client.post("/search", headers=env.h("alice"), json={"text": f"query {i}"})
         env.client.post("/search", headers=env.h("bob"), files={"image": ("q.png", png_bytes((1, 2, 3)), "image/png")})
         assert FakeEncoder.made == made
+
+
+def test_items_indexed_by_another_process_appear_without_restart(api: ApiEnv) -> None:
+    """`xmodal index` in a second process while the server runs: the server picks it up."""
+    from xmodal.collection import Collection
+
+    _seed(api)
+    folder = api.root / "later"
+    folder.mkdir()
+    (folder / "lighthouse.txt").write_text("the lighthouse keeper logbook", encoding="utf-8")
+    other = Collection.open(api.coll.path, registry=api.coll.registry)
+    other.add([folder])
+    other.close()
+    r = api.client.post("/search", headers=api.h("admin"), json={"text": "lighthouse keeper", "k": 1})
+    assert _names(r) == ["lighthouse.txt"]

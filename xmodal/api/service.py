@@ -150,6 +150,7 @@ class Service:
         if cached is None:
             vector = self._embed(principal, req.query, qkey)
             with self.lock, self.metrics.stage("search"):
+                self.coll.refresh()  # writes by another process (`xmodal index`) become visible
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
                     vis = self.visibility(principal, versions)
