@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     over: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
     arch = PictogramConfig.from_dict(over.pop("arch", {}))
-    aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.pop("augment", {}).items()})
+    aug = AugmentConfig.from_dict(over.pop("augment", {}))
     cfg = TrainConfig(
         **{
             "threads": args.threads,

@@ -138,8 +138,11 @@ def test_dense_metrics_match_dict_metrics_with_several_positives() -> None:
     qrels = {f"q{i}": {f"d{j:02d}": 1 for j in np.flatnonzero(pos[i])} for i in range(25)}
     dense = dense_metrics(scores, pos, (1, 5, 10))
     sparse = evaluate(run, qrels, ["recall@1", "recall@5", "recall@10", "mrr@10", "map"])
-    for m, v in dense.items():
-        assert v == pytest.approx(sparse[m], abs=1e-9), m
+    for m, v in sparse.items():
+        assert dense[m] == pytest.approx(v, abs=1e-9), m
+    hits = recall_from_ranks(ranks_from_scores(scores, pos), (1, 5, 10))  # best positive within K
+    for k in (1, 5, 10):
+        assert dense[f"hit@{k}"] == pytest.approx(hits[f"recall@{k}"])
 
 
 def test_random_recall_baseline() -> None:

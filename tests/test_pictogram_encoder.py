@@ -61,7 +61,12 @@ def test_importing_the_module_loads_nothing() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"kind": "gan"}, {"kind": "adapter"}, {"depth": 3}, {"image_size": 4, "stages": [[8, 1], [8, 1], [8, 1]]}],
+    [
+        {"kind": "gan"},
+        {"kind": "adapter"},
+        {"depth": 3},
+        {"image_size": 4, "stages": [[8, 1], [8, 1], [8, 1]]},
+    ],
 )
 def test_bad_configs(bad: dict) -> None:  # type: ignore[type-arg]
     from xmodal.encoders.pictogram import build_network

@@ -191,3 +191,44 @@ def test_corrupt_model_dir_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "xmodal_encoder.json").write_text('{"encoder": "pictogram"}')
     with pytest.raises(ModelError, match="missing"):
         PictogramEncoder(str(tmp_path))
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    from xmodal.cli import cmd_train
+
+    parser = argparse.ArgumentParser()
+    cmd_train.register(parser.add_subparsers())
+    return parser.parse_args(["train", *argv])
+
+
+def test_cli_train_end_to_end(pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    init = tmp_path / "init.json"
+    init.write_text(
+        json.dumps({"steps_per_epoch": 2, "arch": {"image_size": 16, "stages": [[8, 1], [16, 1]]}})
+    )
+    out = tmp_path / "cli-model"
+    args = _cli(
+        [
+            str(pairs_file),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--init",
+            str(init),
+            "--quiet",
+        ]
+    )
+    assert args.func(args) == 0
+    assert "best epoch" in capsys.readouterr().out
+    assert PictogramEncoder(str(out)).config.image_size == 16
+
+
+def test_cli_train_unknown_setting(pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps({"augment": {"sparkle": 1}}))
+    args = _cli([str(pairs_file), "--out", str(tmp_path / "m"), "--init", str(init)])
+    assert args.func(args) == 2
+    assert "unknown augmentation settings: sparkle" in capsys.readouterr().err

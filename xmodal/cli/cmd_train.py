@@ -66,8 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise InvalidArgumentError(f"{args.init}: not a readable JSON settings file ({exc})") from None
     arch = PictogramConfig.from_dict({"image_size": args.image_size, **over.pop("arch", {})})
-    aug_args: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in over.pop("augment", {}).items()}
-    aug = AugmentConfig(**aug_args)
+    aug = AugmentConfig.from_dict(over.pop("augment", {}))
     settings = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

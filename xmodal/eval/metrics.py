@@ -145,7 +145,7 @@ def dense_ranks(scores):  # type: ignore[no-untyped-def]
 
 
 def dense_metrics(scores, positives, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Recall@K (ranx definition), MRR@10 and mAP from a dense score matrix and a boolean
+    """Recall@K (ranx definition), hit@K, MRR@10 and mAP from a dense score matrix and a boolean
     relevance matrix of the same shape; averaged over rows that have a positive."""
     import numpy as np
 
@@ -157,6 +157,7 @@ def dense_metrics(scores, positives, ks: Sequence[int] = (1, 5, 10)) -> dict[str
     out = {f"recall@{k}": float((((ranks <= k) & pos).sum(axis=1) / n_pos).mean()) for k in ks}
     first = np.where(pos, ranks, np.iinfo(np.int64).max).min(axis=1)
     out["mrr@10"] = float(np.where(first <= 10, 1.0 / first, 0.0).mean())
+    out.update({f"hit@{k}": float((first <= k).mean()) for k in ks})  # any relevant in the top K
     # AP: at the i-th positive (in rank order) with rank r, precision is i / r
     pr = np.sort(np.where(pos, ranks, np.iinfo(np.int64).max), axis=1)
     idx = np.arange(1, pr.shape[1] + 1)[None, :]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from xmodal.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,14 @@ class AugmentConfig:
     p_recolour: float = 0.6
     p_gray: float = 0.15
     noise: float = 0.03
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidArgumentError(f"unknown augmentation settings: {', '.join(sorted(unknown))}")
+        d: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**d)
 
 
 def composite_white(pixels: np.ndarray) -> np.ndarray:
