@@ -203,9 +203,7 @@ def _cli(argv: list[str]) -> argparse.Namespace:
 
 def test_cli_train_end_to_end(pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     init = tmp_path / "init.json"
-    init.write_text(
-        json.dumps({"steps_per_epoch": 2, "arch": {"image_size": 16, "stages": [[8, 1], [16, 1]]}})
-    )
+    init.write_text(json.dumps({"steps_per_epoch": 2, "arch": {"image_size": 16, "stages": [[8, 1], [16, 1]]}}))
     out = tmp_path / "cli-model"
     args = _cli(
         [
