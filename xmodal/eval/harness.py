@@ -8,7 +8,6 @@ runs against a collection or an in-memory fake alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -16,6 +15,7 @@ from typing import Any
 
 from xmodal.errors import InvalidArgumentError
 from xmodal.eval.metrics import DEFAULT_METRICS, evaluate, evaluate_per_query
+from xmodal.jsonl import iter_jsonl
 
 QUERY_KINDS = ("text", "image", "audio")
 
@@ -58,23 +58,8 @@ SearchFn = Callable[[EvalQuery, int], Sequence[tuple[str, float]]]
 def load_queries(path: Path) -> list[EvalQuery]:
     """Parse a queries JSONL file; every mistake names its line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidArgumentError(f"{path}: cannot read queries file ({exc.strerror})") from None
     queries: list[EvalQuery] = []
-    for lineno, line_bytes in enumerate(raw.splitlines(), start=1):
-        where = f"{path.name} line {lineno}"
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidArgumentError(f"{where}: not valid UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"{where}: not valid JSON ({exc.args[0]})") from None
+    for lineno, where, rec in iter_jsonl(path):
         queries.append(_parse_query(rec, where, lineno, path.parent))
     if not queries:
         raise InvalidArgumentError(f"{path}: no queries (expected one JSON object per line)")

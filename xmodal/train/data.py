@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xmodal.errors import InvalidArgumentError, MediaError
+from xmodal.jsonl import iter_jsonl
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
@@ -109,19 +110,7 @@ def _add(table: dict[str, list[str]], image: Path, text: str, where: str, warn) 
 
 def _read_jsonl(path: Path, warn) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     table: dict[str, list[str]] = {}
-    raw = path.read_bytes()
-    for lineno, line_bytes in enumerate(raw.splitlines(), start=1):
-        where = f"{path.name} line {lineno}"
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidArgumentError(f"{where}: not valid UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"{where}: not valid JSON ({exc.args[0]})") from None
+    for _, where, rec in iter_jsonl(path):
         if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or "text" not in rec:
             raise InvalidArgumentError(f'{where}: expected {{"image": path, "text": str}}')
         if not isinstance(rec["text"], str):
