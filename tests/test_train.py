@@ -176,14 +176,11 @@ def test_folder_with_caption_sidecars(tmp_path: Path) -> None:
 
 
 def test_cli_train_bad_input_gives_one_line_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from xmodal.cli import cmd_train
+    from xmodal.cli.main import main
 
-    parser = argparse.ArgumentParser()
-    cmd_train.register(parser.add_subparsers())
-    args = parser.parse_args(["train", str(_jsonl(tmp_path, b"\xff\n")), "--out", str(tmp_path / "m")])
-    assert args.func(args) == 2
+    assert main(["train", str(_jsonl(tmp_path, b"\xff\n")), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "UTF-8" in err and "\n" not in err
+    assert err.startswith("xmodal: error:") and "UTF-8" in err and "\n" not in err
     assert not (tmp_path / "m").exists()
 
 
@@ -227,6 +224,7 @@ def test_cli_train_end_to_end(pairs_file: Path, tmp_path: Path, capsys) -> None:
 def test_cli_train_unknown_setting(pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     init = tmp_path / "init.json"
     init.write_text(json.dumps({"augment": {"sparkle": 1}}))
-    args = _cli([str(pairs_file), "--out", str(tmp_path / "m"), "--init", str(init)])
-    assert args.func(args) == 2
+    from xmodal.cli.main import main
+
+    assert main(["train", str(pairs_file), "--out", str(tmp_path / "m"), "--init", str(init)]) == 2
     assert "unknown augmentation settings: sparkle" in capsys.readouterr().err

@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from xmodal.errors import XmodalError
-
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -27,14 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except XmodalError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Errors are XmodalError, printed as one line by xmodal.cli.main."""
     from pathlib import Path
 
     from xmodal.collection import Collection
