@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from xmodal.embedder import Extracted
-from xmodal.errors import MediaError, MediaTooLargeError, UnsupportedMediaError
+from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.audio import load_audio
 from xmodal.media.detect import Detected, detect_file
 from xmodal.media.image import load_image
@@ -208,10 +207,7 @@ def decode_file(path: Path, limits: MediaLimits) -> Decoded:
         raise MediaTooLargeError(
             f"file is {size / 2**20:.0f} MiB; the limit is {limits.max_file_bytes / 2**20:.0f} MiB"
         )
-    try:
-        detected = detect_file(path)
-    except UnsupportedMediaError:
-        raise
+    detected = detect_file(path)
     if detected.modality is Modality.IMAGE:
         return Decoded(detected, load_image(path, limits))
     if detected.modality is Modality.AUDIO:
@@ -239,25 +235,3 @@ def base_metadata(entry: FileEntry, decoded: Decoded | None, size: int) -> dict[
         if decoded.encoding:
             meta["encoding"] = decoded.encoding
     return meta
-
-
-def extracted_metadata(ex: Extracted) -> dict[str, Any]:
-    return dict(ex.metadata)
-
-
-__all__ = [
-    "MEDIA_EXTENSIONS",
-    "Decoded",
-    "FileEntry",
-    "IngestReport",
-    "MediaError",
-    "NullProgress",
-    "Progress",
-    "WalkError",
-    "base_metadata",
-    "decode_file",
-    "hash_file",
-    "is_media_name",
-    "item_id_for",
-    "walk",
-]

@@ -7,20 +7,21 @@ import json
 import sys
 from typing import Any
 
+from xmodal.cli.common import common_parser
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "eval",
+        parents=[common_parser()],
         help="measure retrieval quality against a queries file",
         description='Each line: {"query": "text" | {"image": path} | {"audio": path}, "relevant": [names]}. '
         "A relevant name matches a result's file name or URI.",
     )
     p.add_argument("queries", help="JSONL file of queries with their relevant items")
-    p.add_argument("-c", "--collection", default="./.xmodal", help="collection directory (default ./.xmodal)")
     p.add_argument("--modality", choices=["text", "image", "audio"], help="only rank items of this modality")
     p.add_argument("-k", type=int, default=10, help="search depth; metrics are cut at 1/5/10 (default 10)")
     p.add_argument("--report", metavar="OUT_DIR", help="write report.md, recall_at_k.svg and metrics.json")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
