@@ -77,7 +77,7 @@ def registry() -> EncoderRegistry:
     return reg
 
 
-FAKE_MODEL = ModelConfig(text="bow", ocr=None, asr=None)
+FAKE_MODEL = ModelConfig(text="bow", image=None, ocr=None, asr=None)
 
 
 @pytest.fixture

@@ -315,3 +315,40 @@ def test_other_index_engines_behind_the_collection(tmp_path: Path, open_collecti
     assert again.config.index.kind == kind and len(again.index) == 3
     assert "dog.txt" not in names(again.search("dog barks", k=3))
     again.close()
+
+
+def test_rrf_merge_by_hand() -> None:
+    from xmodal.search import RRF_K, rrf_merge
+
+    look = {"a": (0.9, 1), "b": (0.8, 2), "c": (0.1, 3)}
+    words = {"c": (0.7, 30), "b": (0.2, 20)}
+    ranked = rrf_merge([look, words], k=3)
+    # a: 1/(K+1); b: 1/(K+2) + 1/(K+2); c: 1/(K+3) + 1/(K+1)
+    b, c, a = 2 / (RRF_K + 2), 1 / (RRF_K + 3) + 1 / (RRF_K + 1), 1 / (RRF_K + 1)
+    assert c > b > a  # first in one ranking and third in the other beats second in both
+    assert ranked == [(round(c, 6), 30), (round(b, 6), 2), (round(a, 6), 1)]
+    assert rrf_merge([look, words], k=1) == [(round(c, 6), 30)]
+
+
+def test_an_image_query_matches_by_look_and_by_its_words(tmp_path: Path, open_collection: Open) -> None:
+    """Image tower (mean colour) and OCR text are two rows of one query, fused by rank."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    coll = open_collection(model=ModelConfig(text="bow", image="pixels", ocr="rapidocr", asr=None))
+    png(tmp_path / "m" / "red.png", (220, 20, 20))
+    png(tmp_path / "m" / "green.png", (20, 200, 20))
+    write(tmp_path / "m" / "bread.txt", "banana bread with walnuts")
+    write(tmp_path / "m" / "other.txt", "tax return deadline")
+    coll.add([tmp_path / "m"])
+    img = Image.new("RGB", (700, 140), (255, 170, 170))  # pinkish red: the look says "red"
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 48)
+    except OSError:
+        font = ImageFont.load_default(size=48)
+    ImageDraw.Draw(img).text((30, 40), "banana bread", fill="black", font=font)
+    img.save(tmp_path / "query.png")
+    names = [h.metadata["name"] for h in coll.search(Query.image(tmp_path / "query.png"), k=2)]
+    assert sorted(names) == ["bread.txt", "red.png"]
+    only_look = open_collection(tmp_path / "c2", model=ModelConfig(text="bow", image="pixels", ocr=None, asr=None))
+    only_look.add([tmp_path / "m"])
+    assert only_look.search(Query.image(tmp_path / "query.png"), k=1)[0].metadata["name"] == "red.png"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from xmodal.extract.base import Word, group_words
 
@@ -45,3 +46,29 @@ def test_split_points_cut_long_audio_at_quiet_moments() -> None:
     assert rate * 28 <= cuts[0][1] <= rate * 28 + rate // 10
     assert all(25 * rate <= e - s <= 35 * rate for s, e in cuts[:-1])
     assert split_points(loud[: rate * 10], rate) == [(0, rate * 10)]
+
+
+def test_ocr_noise_in_drawings_is_not_text() -> None:
+    from xmodal.extract.rapid import is_plausible_text
+
+    for noise in ("O", "8", "☆", "人", "SSS", "1111", " a ", ""):
+        assert not is_plausible_text(noise), noise
+    for text in ("OK", "100", "Invoice overdue", "A1", "日本"):
+        assert is_plausible_text(text), text
+
+
+def test_ocr_reads_no_text_in_icons_but_reads_words(tmp_path: Path) -> None:
+    from importlib import resources
+
+    from PIL import Image
+
+    from tests.media_makers import text_image
+    from xmodal.extract.rapid import RapidOcrEngine
+
+    ocr = RapidOcrEngine()
+    icons = resources.files("xmodal").joinpath("data/demo/pictograms/corpus")
+    for name in ("bi-clock.png", "bi-gear.png", "bi-cup-hot.png", "fluent-emoji-flat-pizza.png"):
+        with Image.open(icons.joinpath(name)) as img:  # type: ignore[arg-type]
+            assert ocr.read(img.convert("RGB")) == [], name
+    with Image.open(text_image(tmp_path / "t.png", "Garden party on Saturday")) as img:
+        assert "garden" in " ".join(s.text for s in ocr.read(img)).lower()

@@ -228,3 +228,68 @@ def test_cli_train_unknown_setting(pairs_file: Path, tmp_path: Path, capsys) -> 
 
     assert main(["train", str(pairs_file), "--out", str(tmp_path / "m"), "--init", str(init)]) == 2
     assert "unknown augmentation settings: sparkle" in capsys.readouterr().err
+
+
+def test_vocab_loss_targets_every_caption_of_the_image() -> None:
+    import torch
+
+    from xmodal.train.losses import vocab_loss
+
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=1)
+    vocab = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]), dim=1)
+    scale = torch.tensor(0.0)  # logit scale 1
+    got = vocab_loss(img, vocab, [[0, 1], [2]], scale)
+    logp = torch.log_softmax(img @ vocab.t(), dim=1)
+    want = -((logp[0, 0] + logp[0, 1]) / 2 + logp[1, 2]) / 2
+    assert torch.allclose(got, want)
+
+
+def test_bf16_training_writes_float32_weights(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.numpy import load_file
+
+    pairs = load_pairs(pairs_file)
+    report = train(pairs, minilm, tmp_path / "m", _cfg(epochs=2, bf16=True), log=lambda m: None)
+    assert report.best_epoch >= 1 and all(np.isfinite(r["loss"]) for r in report.epochs)
+    weights = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert {w.dtype for w in weights.values()} <= {np.dtype("float32"), np.dtype("int64")}
+    vec = PictogramEncoder(str(tmp_path / "m")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
+    assert vec.shape == (1, 384) and np.isfinite(vec).all()
+
+
+def test_saved_model_carries_the_modality_gap_shift(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.numpy import load_file
+
+    pairs = load_pairs(pairs_file)
+    train(pairs, minilm, tmp_path / "m", _cfg(epochs=1), log=lambda m: None)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["gap_shift"] is True
+    gaps = [v for k, v in load_file(str(tmp_path / "m" / "model.safetensors")).items() if k.endswith(".gap")]
+    assert len(gaps) == 1 and gaps[0].shape == (384,) and np.linalg.norm(gaps[0]) > 0.1
+    # without it the same training saves a plain network
+    train(pairs, minilm, tmp_path / "n", _cfg(epochs=1, gap_shift=False), log=lambda m: None)
+    assert json.loads((tmp_path / "n" / "config.json").read_text())["gap_shift"] is False
+    a = PictogramEncoder(str(tmp_path / "m")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
+    b = PictogramEncoder(str(tmp_path / "n")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
+    assert np.isclose(np.linalg.norm(a), 1, atol=1e-5) and not np.allclose(a, b)
+
+
+def test_hard_batches_keep_size_and_bring_look_alike_groups() -> None:
+    from xmodal.train.trainer import hard_batch, pick_caption
+
+    rng = np.random.default_rng(0)
+    groups = [np.arange(g * 10, g * 10 + 10) for g in range(20)]
+    idx = np.sort(rng.choice(200, 32, replace=False))
+    out = hard_batch(idx, groups, 0.5, rng)
+    assert len(out) == 32 and len(np.unique(out)) == 32 and (np.diff(out) > 0).all()
+    # at least one whole group of 10 is in the batch
+    assert any(np.isin(g, out).all() for g in groups)
+    assert hard_batch(idx, groups, 0.0, rng).tolist() == idx.tolist()
+    assert {pick_caption([7, 8, 9], 1.0, rng) for _ in range(20)} == {7}
+    assert {pick_caption([7, 8, 9], 0.0, rng) for _ in range(200)} == {7, 8, 9}
+
+
+def test_hard_batch_training_runs(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    cfg = _cfg(epochs=1, hard_batch_fraction=0.5, hard_group_size=2, first_caption_p=0.5)
+    report = train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None)
+    assert report.best_epoch == 1 and np.isfinite(report.epochs[0]["loss"])

@@ -12,15 +12,18 @@ from xmodal.media.limits import MediaLimits
 from xmodal.types import Modality
 
 DEFAULT_TEXT_ENCODER = "minilm"
+# the bundled pictogram tower (xmodal/data/models/pictogram), trained into the MiniLM space
+DEFAULT_IMAGE_ENCODER = "pictogram"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which encoder serves each modality. ``text`` is the hub: every other tower must share
-    its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder."""
+    its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder, so a picture
+    is found by its look (image tower) and by the words in it (OCR text), each its own vector."""
 
     text: str = DEFAULT_TEXT_ENCODER
-    image: str | None = None
+    image: str | None = DEFAULT_IMAGE_ENCODER
     audio: str | None = None
     ocr: str | None = "rapidocr"
     asr: str | None = "pocketsphinx"

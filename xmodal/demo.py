@@ -2,7 +2,9 @@
 Debian's ``fortunes-min``, bundled in xmodal/data/demo), index it, and query it every way.
 
 Text files stay text; some quotations become scanned-looking document images (found by OCR);
-some are spoken with espeak-ng (found by speech recognition, with the seconds of the hit)."""
+some are spoken with espeak-ng (found by speech recognition, with the seconds of the hit).
+Pictograms from icon sets the bundled image model never trained on (Bootstrap Icons, Fluent
+Emoji Flat) are found by their look, from a text query or from another set's drawing."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ SCAN_TARGET = "lends you his umbrella"
 SPEECH_TARGET = "If you tell the truth you don't have to remember"
 SPOKEN_QUERY_TARGET = "Truth is the most valuable thing we have"
 N_TEXT, N_SCANS, N_SPEECH = 40, 16, 10
+PICTOGRAM_TEXT_QUERY = ("bicycle", "bi-bicycle.png")
+PICTOGRAM_IMAGE_QUERY = ("heroicons-home.png", "bi-house.png")
 
 
 @dataclass(frozen=True)
@@ -109,13 +113,14 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
     speech = [speech_i, *short[: N_SPEECH - 1]]
     scans = [scan_i, spoken_q_i, *[i for i in rest if i not in speech][: N_SCANS - 2]]
     texts = [i for i in rest if i not in speech and i not in scans][:N_TEXT]
-    for sub in ("texts", "scans", "recordings", "queries"):
+    for sub in ("texts", "scans", "recordings", "pictograms", "queries"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in texts:
         (root / "texts" / f"{_slug(i, 'quote')}.txt").write_text(quotes[i] + "\n", encoding="utf-8")
     for n, i in enumerate(scans):
         ext = ".jpg" if n % 3 == 2 else ".png"
         render_document(quotes[i], root / "scans" / f"{_slug(i, 'scan')}{ext}", seed=i, serif=n % 2 == 0)
+    copy_pictograms(root / "pictograms", root / "queries")
     has_speech = shutil.which("espeak-ng") is not None
     if has_speech:
         for i in speech:
@@ -131,6 +136,13 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
         ),
         DemoQuery("text -> recording (speech)", "text", "tell the truth", f"{_slug(speech_i, 'voice')}.wav"),
         DemoQuery("image -> document", "image", str(q_img), _scan_name(scans, 2)),
+        DemoQuery("text -> pictogram (a style never trained on)", "text", *PICTOGRAM_TEXT_QUERY),
+        DemoQuery(
+            "image -> pictogram (another icon set)",
+            "image",
+            str(root / "queries" / PICTOGRAM_IMAGE_QUERY[0]),
+            PICTOGRAM_IMAGE_QUERY[1],
+        ),
     ]
     if not has_speech:
         queries = [q for q in queries if not q.expect.endswith(".wav")]
@@ -139,6 +151,15 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
         speak(SPOKEN_QUERY_TARGET, q_audio)
         queries.append(DemoQuery("audio -> scanned document", "audio", str(q_audio), _scan_name(scans, 1)))
     return queries
+
+
+def copy_pictograms(corpus: Path, queries: Path) -> None:
+    """The bundled held-out pictograms (scripts/build_demo_pictograms.py made them)."""
+    base = resources.files("xmodal").joinpath("data/demo/pictograms")
+    for group, dest in (("corpus", corpus), ("queries", queries)):
+        for entry in base.joinpath(group).iterdir():
+            if entry.name.endswith(".png"):
+                (dest / entry.name).write_bytes(entry.read_bytes())
 
 
 def _scan_name(scans: list[int], n: int) -> str:
@@ -159,7 +180,9 @@ def run_demo(
     queries = build_corpus(corpus, log)
     coll_dir = collection or (root / "collection")
     with Collection.open(coll_dir, create=True) as coll:
-        report = coll.add([corpus / "texts", corpus / "scans", corpus / "recordings"], progress=progress)
+        report = coll.add(
+            [corpus / "texts", corpus / "scans", corpus / "recordings", corpus / "pictograms"], progress=progress
+        )
         log(f"indexed into {coll.path}: {report.summary()}")
         missed = 0
         for q in queries:

@@ -173,13 +173,17 @@ class Embedder:
         return self.text_encoder.encode_text([text])
 
     def encode_query_image(self, image: Any) -> np.ndarray:
+        """One row per way the picture can match: its look (the image tower) and, when OCR
+        finds words in it, its text. The search takes each item's best row, the same as an
+        indexed image is found by either its image or its OCR vector."""
         tower = self.tower("image")
-        if tower is not None:
-            return tower.encode_images([image])
+        rows = [tower.encode_images([image])] if tower is not None else []
         ex = self.extract_image(image) if self.config.model.ocr else None
-        if ex is None or not ex.text.strip():
+        if ex is not None and ex.text.strip():
+            rows.append(self.encode_query_text(ex.text))
+        if not rows:
             raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
-        return self.encode_query_text(ex.text)
+        return np.vstack(rows)
 
     def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
         tower = self.tower("audio")

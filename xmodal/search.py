@@ -182,20 +182,35 @@ class SearchPipeline:
         allow_items: set[str] | None = None,
         query: Query | None = None,
     ) -> list[Hit]:
+        """``vector`` is one query row, or several ways of matching one query (a picture's look
+        and the words OCR read in it). One row ranks items by their best cosine. Several rows
+        are ranked apart and merged by reciprocal-rank fusion (score = sum of 1/(60 + rank)),
+        because their cosines are not on one scale: two pictures of text look alike even when
+        their words differ."""
+        rows = np.atleast_2d(vector)
         allow = self.allowed_vids(modality, where or {}, allow_items)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
+        per_row = [self._best_items(row[None, :], k, allow, n_vectors) for row in rows]
+        if len(per_row) == 1:
+            ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
+        else:
+            ranked = rrf_merge(per_row, k)
+        hits = self._hits(ranked)
+        if self.reranker is not None and query is not None:
+            hits = self.reranker.rerank(query, hits)[:k]
+        return hits
+
+    def _best_items(
+        self, vector: np.ndarray, k: int, allow: np.ndarray | None, n_vectors: int
+    ) -> dict[str, tuple[float, int]]:
+        """Each item's best (score, vid) among the nearest vectors, widening until k items."""
         fetch = min(max(k * 4, 16), max(n_vectors, 1))
         while True:
             scores, vids = self.index.search(vector, fetch, allow=allow)
             best = self._group(scores[0], vids[0])
             if len(best) >= k or fetch >= n_vectors:
-                break
+                return best
             fetch = min(fetch * 4, n_vectors)
-        ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
-        hits = self._hits(ranked)
-        if self.reranker is not None and query is not None:
-            hits = self.reranker.rerank(query, hits)[:k]
-        return hits
 
     def _group(self, scores: np.ndarray, vids: np.ndarray) -> dict[str, tuple[float, int]]:
         valid = vids >= 0
@@ -232,3 +247,20 @@ class SearchPipeline:
                 )
             )
         return hits
+
+
+RRF_K = 60
+
+
+def rrf_merge(per_row: list[dict[str, tuple[float, int]]], k: int) -> list[tuple[float, int]]:
+    """Reciprocal-rank fusion of per-row rankings; each item keeps the vector of its best rank."""
+    fused: dict[str, list[float]] = {}
+    for best in per_row:
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        for rank, (item, (_, vid)) in enumerate(ranked, 1):
+            entry = fused.setdefault(item, [0.0, float(rank), float(vid)])
+            entry[0] += 1.0 / (RRF_K + rank)
+            if rank < entry[1]:
+                entry[1], entry[2] = float(rank), float(vid)
+    order = sorted(fused.values(), key=lambda e: (-e[0], e[1], e[2]))[:k]
+    return [(round(score, 6), int(vid)) for score, _, vid in order]

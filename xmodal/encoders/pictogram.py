@@ -43,6 +43,9 @@ class PictogramConfig:
     ``[out_channels, n_convs]`` followed by 2x2 max-pooling; ``head="flatten"`` keeps where
     things are (an arrow's direction), ``head="avg"`` pools it away.
     ``kind="adapter"``: features of the ``base`` encoder spec -> MLP (``hidden``) -> ``embed_dim``.
+    ``gap_shift``: the unit output plus a fixed vector (the mean text vector minus the mean
+    image vector of the training pairs, saved with the weights), which closes the "modality gap"
+    so picture scores sit on the same scale as text scores in one mixed result list.
     """
 
     kind: str = "cnn"
@@ -54,6 +57,7 @@ class PictogramConfig:
     base: str = ""
     in_dim: int = 0
     hidden: int = 512
+    gap_shift: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,11 +87,8 @@ def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
     from torch import nn
 
     if cfg.kind == "adapter":
-        return nn.Sequential(
-            nn.Linear(cfg.in_dim, cfg.hidden),
-            nn.GELU(),
-            nn.Linear(cfg.hidden, cfg.embed_dim),
-        )
+        mlp = [nn.Linear(cfg.in_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.embed_dim)]
+        return nn.Sequential(*mlp, *([gap_shift_module(cfg.embed_dim)] if cfg.gap_shift else []))
     layers: list[nn.Module] = []
     in_ch = 3
     side = cfg.image_size
@@ -108,7 +109,27 @@ def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
     if cfg.head_dropout > 0:
         layers.append(nn.Dropout(cfg.head_dropout))
     layers.append(nn.Linear(feat, cfg.embed_dim))
+    if cfg.gap_shift:
+        layers.append(gap_shift_module(cfg.embed_dim))
     return nn.Sequential(*layers)
+
+
+def gap_shift_module(dim: int):  # type: ignore[no-untyped-def]
+    """unit(x) + gap, with ``gap`` a saved buffer (zeros until the trainer measures it)."""
+    import torch
+    from torch import nn
+
+    class GapShift(nn.Module):
+        gap: torch.Tensor
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("gap", torch.zeros(dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.normalize(x, dim=-1) + self.gap
+
+    return GapShift()
 
 
 def images_to_array(images: Sequence[Any], size: int) -> np.ndarray:

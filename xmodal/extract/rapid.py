@@ -15,6 +15,14 @@ from xmodal.types import Segment
 MIN_SCORE = 0.5
 
 
+def is_plausible_text(text: str) -> bool:
+    """OCR reads shapes in drawings as text: a lone "O" in a clock, "SSS" in steam, a CJK
+    glyph in a wifi icon. Such lines would give every icon a text vector that short queries
+    match, so a line needs two or more letters/digits that are not all the same character."""
+    chars = [c for c in text if c.isalnum()]
+    return len(chars) >= 2 and len(set(c.lower() for c in chars)) >= 2
+
+
 class RapidOcrEngine(OcrEngine):
     name = "rapidocr"
 
@@ -36,4 +44,8 @@ class RapidOcrEngine(OcrEngine):
         result = self._engine(np.ascontiguousarray(arr))
         texts = getattr(result, "txts", None) or ()
         scores = getattr(result, "scores", None) or ()
-        return [Segment(t.strip()) for t, s in zip(texts, scores, strict=False) if t.strip() and s >= MIN_SCORE]
+        return [
+            Segment(t.strip())
+            for t, s in zip(texts, scores, strict=False)
+            if s >= MIN_SCORE and is_plausible_text(t.strip())
+        ]

@@ -21,6 +21,20 @@ def info_nce(img: torch.Tensor, txt: torch.Tensor, text_ids: torch.Tensor, logit
     return (loss_i + loss_t) / 2
 
 
+def vocab_loss(
+    img: torch.Tensor, vocab: torch.Tensor, positives: list[list[int]], logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """Image -> every caption of the training set: cross-entropy whose target is spread evenly
+    over all captions of the image (its name, synonyms, tags), so they are pulled in together
+    and every other caption in the vocabulary is a negative."""
+    logits = logit_scale.exp() * img @ vocab.t()
+    rows = torch.tensor([r for r, caps in enumerate(positives) for _ in caps])
+    cols = torch.tensor([c for caps in positives for c in caps])
+    weights = torch.tensor([1.0 / len(caps) for caps in positives for _ in caps])
+    logp = F.log_softmax(logits, dim=1)
+    return -(logp[rows, cols] * weights).sum() / len(positives)
+
+
 def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> float:
     """E ||x - y||^alpha over positive pairs (lower is better)."""
     return float((x - y).norm(dim=1).pow(alpha).mean())

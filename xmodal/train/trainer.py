@@ -27,7 +27,7 @@ from xmodal.eval.metrics import dense_metrics
 from xmodal.train.augment import AugmentConfig, augment_batch, composite_white
 from xmodal.train.checkpoint import check_out_dir, save_model_dir
 from xmodal.train.data import PairSet
-from xmodal.train.losses import alignment, info_nce, uniformity
+from xmodal.train.losses import alignment, info_nce, uniformity, vocab_loss
 
 ImageEncodeFn = Callable[[np.ndarray], np.ndarray]
 Evaluator = Callable[[ImageEncodeFn], dict[str, float]]
@@ -48,9 +48,27 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: one pass over the training pairs
     time_budget_s: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
     select: str = "val_t2i_recall@10"
-    # > 0 adds image -> all-captions cross-entropy (every caption of the training set as a
-    # negative, cheap because the text side is frozen), weighted against the in-batch InfoNCE
+    # > 0 adds image -> all-captions cross-entropy (every caption of the training set is a
+    # class; all captions of the image are its positives; cheap because the text side is
+    # frozen), weighted against the in-batch InfoNCE
     vocab_loss_weight: float = 0.0
+    # training-time speed only (the saved weights are float32 and inference is unchanged):
+    # bfloat16 autocast and channels-last convolutions, ~2.5-3x faster on CPUs with AVX-512 BF16
+    bf16: bool = False
+    # share of each batch drawn from groups of images whose names are alike ("arrow right",
+    # "arrow right circle", "arrow bar right"), so the model must tell near neighbours apart
+    hard_batch_fraction: float = 0.0
+    hard_group_size: int = 32
+    # > 0 adds Wang & Isola's alignment E||img - text||^2 over the batch's pairs: InfoNCE with a
+    # learned temperature only ranks, and leaves true pairs at a cosine (~0.2) that unrelated
+    # texts reach too; pulling pairs together lets picture hits compete with text hits in one
+    # mixed result list
+    align_loss_weight: float = 0.0
+    # save the model with the modality-gap shift (see PictogramConfig.gap_shift); rankings
+    # within pictures are unchanged, mixed picture/text result lists become comparable
+    gap_shift: bool = True
+    # chance of training on the image's first caption (its name) rather than a random one
+    first_caption_p: float = 0.0
     progress: bool = True
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
@@ -89,6 +107,8 @@ class _Tower:
             )
         self.arch = arch
         self.net = build_network(arch)
+        if cfg.bf16 and arch.kind == "cnn":
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.pixels = torch.from_numpy(pairs.pixels)
         self.mono = torch.from_numpy(pairs.mono_mask())
 
@@ -104,6 +124,15 @@ class _Tower:
         if self.features is not None:
             return self.features[t]
         return augment_batch(self.pixels[t], self.mono[t], self.arch.image_size, self.cfg.augment, gen)
+
+    def forward_train(self, idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        x = self.train_inputs(idx, gen)
+        if not self.cfg.bf16:
+            return self.net(x)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.net(x)
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         """Unit vectors for RGBA pixels, through the same preprocessing as inference."""
@@ -196,6 +225,7 @@ def train(
     total = steps * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup_steps))
     report = TrainReport(out=out, epochs=[])
+    groups = name_groups(text_vecs, cap_ids, train_idx, cfg, rng) if cfg.hard_batch_fraction > 0 else None
     card = {
         "encoder": "pictogram",
         "version": cfg.version,
@@ -221,13 +251,17 @@ def train(
             for step in range(steps):
                 start = (step * bs) % max(1, len(pos) - bs + 1)
                 idx = np.sort(pos[start : start + bs])
-                choice = np.array([cap_ids[i][rng.integers(len(cap_ids[i]))] for i in idx])
-                img = torch.nn.functional.normalize(tower.net(tower.train_inputs(idx, gen)), dim=1)
+                if groups is not None:
+                    idx = hard_batch(idx, groups, cfg.hard_batch_fraction, rng)
+                choice = np.array([pick_caption(cap_ids[i], cfg.first_caption_p, rng) for i in idx])
+                img = torch.nn.functional.normalize(tower.forward_train(idx, gen).float(), dim=1)
                 loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale)
+                if cfg.align_loss_weight > 0:
+                    loss = loss + cfg.align_loss_weight * (img - text_t[choice]).pow(2).sum(dim=1).mean()
                 if cfg.vocab_loss_weight > 0:
-                    logits = logit_scale.exp() * img @ text_t.t()
-                    vocab_ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(choice))
-                    loss = loss + cfg.vocab_loss_weight * vocab_ce
+                    loss = loss + cfg.vocab_loss_weight * vocab_loss(
+                        img, text_t, [cap_ids[i] for i in idx], logit_scale
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -248,10 +282,15 @@ def train(
             score = float(row.get(cfg.select, -math.inf))
             if score > report.best_score:
                 report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
+                state, arch = tower.net.state_dict(), tower.arch
+                if cfg.gap_shift:
+                    state, arch = with_gap_shift(
+                        tower, pairs, train_idx, text_vecs, cap_ids, np.random.default_rng(cfg.seed)
+                    )
                 save_model_dir(
                     out,
-                    tower.net.state_dict(),
-                    tower.arch,
+                    state,
+                    arch,
                     {**card, "best_epoch": epoch, "metrics": row},
                     report.epochs,
                 )
@@ -276,6 +315,58 @@ def train(
         )
     report.seconds = time.monotonic() - t0
     return report
+
+
+def with_gap_shift(  # type: ignore[no-untyped-def]
+    tower, pairs: PairSet, train_idx: np.ndarray, text_vecs: np.ndarray, cap_ids: Sequence[list[int]], rng
+) -> tuple[dict[str, torch.Tensor], PictogramConfig]:
+    """The weights and config with a GapShift layer whose vector is the mean first-caption
+    vector minus the mean image vector over (up to 4,096) training pairs."""
+    sample = np.sort(rng.choice(train_idx, size=min(len(train_idx), 4096), replace=False))
+    gap = text_vecs[[cap_ids[i][0] for i in sample]].mean(axis=0) - tower.encode(pairs.pixels[sample]).mean(axis=0)
+    state = dict(tower.net.state_dict())
+    state[f"{len(tower.net)}.gap"] = torch.from_numpy(gap.astype(np.float32))
+    return state, PictogramConfig.from_dict({**tower.arch.to_dict(), "gap_shift": True})
+
+
+def pick_caption(ids: list[int], first_p: float, rng: np.random.Generator) -> int:
+    if first_p > 0 and rng.random() < first_p:
+        return ids[0]
+    return ids[int(rng.integers(len(ids)))]
+
+
+def name_groups(
+    text_vecs: np.ndarray,
+    cap_ids: Sequence[list[int]],
+    train_idx: np.ndarray,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Training images grouped by k-means (FAISS) over their first caption's vector."""
+    import faiss
+
+    x = np.ascontiguousarray(text_vecs[[cap_ids[i][0] for i in train_idx]], dtype=np.float32)
+    n_groups = max(1, len(train_idx) // max(2, cfg.hard_group_size))
+    km = faiss.Kmeans(x.shape[1], n_groups, niter=10, seed=int(rng.integers(2**31)), spherical=True)
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    groups = [train_idx[assign[:, 0] == g] for g in range(n_groups)]
+    return [g for g in groups if len(g) >= 2]
+
+
+def hard_batch(idx: np.ndarray, groups: list[np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Replace ``fraction`` of a random batch with whole groups of look-alike names."""
+    n_hard = int(len(idx) * fraction)
+    picked: list[np.ndarray] = []
+    seen: set[int] = set()
+    while sum(len(p) for p in picked) < n_hard and len(seen) < len(groups):
+        g = int(rng.integers(len(groups)))
+        if g not in seen:
+            seen.add(g)
+            picked.append(rng.permutation(groups[g]))
+    hard = np.concatenate(picked)[:n_hard] if picked else np.zeros(0, dtype=idx.dtype)
+    rest = np.setdiff1d(idx, hard)[: len(idx) - len(hard)]
+    return np.sort(np.concatenate([hard, rest]))
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
