@@ -352,3 +352,16 @@ def test_an_image_query_matches_by_look_and_by_its_words(tmp_path: Path, open_co
     only_look = open_collection(tmp_path / "c2", model=ModelConfig(text="bow", image="pixels", ocr=None, asr=None))
     only_look.add([tmp_path / "m"])
     assert only_look.search(Query.image(tmp_path / "query.png"), k=1)[0].metadata["name"] == "red.png"
+
+
+def test_reembed_keeps_the_stored_text_of_a_file_that_is_gone(tmp_path: Path, open_collection: Open, registry) -> None:
+    coll = open_collection()
+    write(tmp_path / "m" / "a.txt", "quarterly revenue report")
+    write(tmp_path / "m" / "b.txt", "garden party invitation")
+    coll.add([tmp_path / "m"])
+    coll.close()
+    (tmp_path / "m" / "a.txt").unlink()
+    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    with Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True) as again:
+        assert again.catalog.text_segments(again.search("revenue", k=1)[0].id)[0][1].text == "quarterly revenue report"
+        assert names(again.search("revenue", k=1)) == ["a.txt"]

@@ -251,6 +251,13 @@ class Catalog:
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             yield ids, vecs
 
+    def text_segments(self, item_id: str) -> list[tuple[VectorKind, Segment]]:
+        """The item's text pieces (chunks, OCR, transcript segments) in the order stored."""
+        rows = self._db.execute(
+            "SELECT kind, start, end, text FROM vectors WHERE item_id = ? AND text != '' ORDER BY vid", (item_id,)
+        ).fetchall()
+        return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
+
     def vector_rows(self, vids: Sequence[int]) -> dict[int, VectorRow]:
         out: dict[int, VectorRow] = {}
         for start in range(0, len(vids), 500):

@@ -22,7 +22,7 @@ from xmodal.ingest import (
     item_id_for,
     walk,
 )
-from xmodal.types import Item, Modality, Segment, VectorKind
+from xmodal.types import Item, Modality
 
 if TYPE_CHECKING:
     from xmodal.collection import Collection
@@ -232,7 +232,7 @@ def reembed_all(coll: Collection, embedder: Embedder, state: dict[str, Any], bat
                 extracted.append(extract_with(embedder, decoded.detected.modality, decoded.payload))
             except (MediaError, OSError):
                 # the file is gone or unreadable: keep what the catalog knows, its text
-                extracted.append(Extracted(item.modality, item.text, _stored_segments(coll, item)))
+                extracted.append(Extracted(item.modality, item.text, coll.catalog.text_segments(item.id)))
         for item, ex, vectors in zip(chunk, extracted, embedder.encode(extracted), strict=True):
             rows.append((item, ex.text or item.text, vectors))
         report.updated += len(chunk)
@@ -251,13 +251,6 @@ def extract_with(embedder: Embedder, modality: Modality, payload: Any) -> Extrac
     if modality is Modality.AUDIO:
         return embedder.extract_audio(payload)
     return embedder.extract_text(payload)
-
-
-def _stored_segments(coll: Collection, item: Item) -> list[tuple[VectorKind, Segment]]:
-    rows = coll.catalog._db.execute(
-        "SELECT kind, start, end, text FROM vectors WHERE item_id = ? AND text != '' ORDER BY vid", (item.id,)
-    ).fetchall()
-    return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
 
 
 def _mtime(item: Item) -> int:
