@@ -85,3 +85,30 @@ def test_weights_not_matching_config(tmp_path) -> None:  # type: ignore[no-untyp
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="do not match"):
         PictogramEncoder(str(d))
+
+
+def test_fit_to_content_crops_and_recentres_the_drawing() -> None:
+    from xmodal.encoders.pictogram import fit_to_content
+
+    img = Image.new("RGB", (100, 100), (250, 240, 200))  # a coloured background
+    img.paste((0, 0, 0), (5, 10, 25, 20))  # a 20 x 10 bar in a corner
+    out = fit_to_content(img, 0.5)
+    assert out.size == (40, 40) and out.getpixel((0, 0)) == (250, 240, 200)
+    arr = np.asarray(out).astype(int)
+    ys, xs = np.nonzero(np.abs(arr - [250, 240, 200]).max(axis=-1) > 24)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (10, 29, 15, 24)  # centred
+    blank = Image.new("RGB", (30, 20), "white")
+    assert fit_to_content(blank, 0.8) is blank
+
+
+def test_training_fit_matches_the_inference_fit() -> None:
+    from xmodal.train.data import fit_content_rgba
+
+    px = np.zeros((1, 48, 48, 4), dtype=np.uint8)
+    px[0, 0:12, 0:6] = (0, 0, 0, 255)  # a 6 x 12 drawing touching the corner
+    out = fit_content_rgba(px, 0.75)
+    ys, xs = np.nonzero(out[0, ..., 3] > 16)
+    assert ys.max() - ys.min() + 1 == 36 and abs((ys.min() + ys.max()) / 2 - 23.5) <= 1
+    assert abs((xs.min() + xs.max()) / 2 - 23.5) <= 1
+    empty = np.zeros((1, 48, 48, 4), dtype=np.uint8)
+    assert (fit_content_rgba(empty, 0.75) == 0).all()

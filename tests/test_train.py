@@ -293,3 +293,13 @@ def test_hard_batch_training_runs(pairs_file: Path, tmp_path: Path, minilm) -> N
     cfg = _cfg(epochs=1, hard_batch_fraction=0.5, hard_group_size=2, first_caption_p=0.5)
     report = train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None)
     assert report.best_epoch == 1 and np.isfinite(report.epochs[0]["loss"])
+
+
+def test_training_with_content_fitting(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    pairs = load_pairs(pairs_file)
+    cfg = _cfg(epochs=1, arch=replace(TINY_ARCH, fit_content=0.8))
+    assert train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None).best_epoch == 1
+    enc = PictogramEncoder(str(tmp_path / "m"))
+    assert enc.config.fit_content == 0.8 and enc.settings()["fit_content"] == 0.8

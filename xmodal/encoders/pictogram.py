@@ -46,6 +46,10 @@ class PictogramConfig:
     ``gap_shift``: the unit output plus a fixed vector (the mean text vector minus the mean
     image vector of the training pairs, saved with the weights), which closes the "modality gap"
     so picture scores sit on the same scale as text scores in one mixed result list.
+    ``fit_content`` > 0: before resizing, crop the drawing to its bounding box (pixels unlike
+    the corner colour) and pad it so it spans this share of the side. Icon sets pad their
+    drawings differently (Bootstrap Icons touch the edges, Material ones keep 2 of 24 units);
+    this removes that difference between sets.
     """
 
     kind: str = "cnn"
@@ -58,6 +62,7 @@ class PictogramConfig:
     in_dim: int = 0
     hidden: int = 512
     gap_shift: bool = False
+    fit_content: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,14 +137,19 @@ def gap_shift_module(dim: int):  # type: ignore[no-untyped-def]
     return GapShift()
 
 
-def images_to_array(images: Sequence[Any], size: int) -> np.ndarray:
-    """PIL RGB images -> float32 (n, 3, size, size) in [-1, 1]; non-square ones padded white."""
+def images_to_array(images: Sequence[Any], size: int, fit_content: float = 0.0) -> np.ndarray:
+    """PIL RGB images -> float32 (n, 3, size, size) in [-1, 1]; non-square ones padded white
+    (or, with ``fit_content``, cropped to the drawing and padded with the background)."""
     from PIL import Image
 
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, img in enumerate(images):
         if img.mode != "RGB":
             img = img.convert("RGB")
+        if fit_content > 0:
+            if max(img.size) > 4 * size:
+                img = img.reduce(max(1, max(img.size) // (2 * size)))
+            img = fit_to_content(img, fit_content)
         w, h = img.size
         if w != h:
             side = max(w, h)
@@ -152,6 +162,26 @@ def images_to_array(images: Sequence[Any], size: int) -> np.ndarray:
             img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
         out[i] = np.asarray(img, dtype=np.uint8)
     return pixels_to_input(out)
+
+
+def fit_to_content(img: Any, share: float, tolerance: int = 24) -> Any:
+    """Crop an RGB image to the box of pixels that differ from its background (the median of
+    its four corners) and centre that on a square of the background colour, ``share`` of its side."""
+    from PIL import Image
+
+    rgb = np.asarray(img, dtype=np.int16)
+    corners = np.stack([rgb[0, 0], rgb[0, -1], rgb[-1, 0], rgb[-1, -1]])
+    bg = np.median(corners, axis=0)
+    mask = np.abs(rgb - bg).max(axis=-1) > tolerance
+    if not mask.any():
+        return img
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    h, w = y1 - y0, x1 - x0
+    side = max(round(max(h, w) / share), 1)
+    canvas = Image.new("RGB", (side, side), tuple(int(v) for v in bg))
+    canvas.paste(img.crop((x0, y0, x1, y1)), ((side - w) // 2, (side - h) // 2))
+    return canvas
 
 
 def pixels_to_input(rgb: np.ndarray) -> np.ndarray:
@@ -210,13 +240,18 @@ class PictogramEncoder(Encoder):
                 raise ModelError(f"base encoder {cfg.base!r} has dim {self._base.dim}, adapter expects {cfg.in_dim}")
 
     def settings(self) -> dict[str, Any]:
-        return {"image_size": self.config.image_size, "kind": self.config.kind, "base": self.config.base}
+        return {
+            "image_size": self.config.image_size,
+            "kind": self.config.kind,
+            "base": self.config.base,
+            "fit_content": self.config.fit_content,
+        }
 
     def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
         torch = self._torch
         if self._base is not None:
             x = torch.from_numpy(self._base.encode(Modality.IMAGE, list(inputs)))
         else:
-            x = torch.from_numpy(images_to_array(inputs, self.config.image_size))
+            x = torch.from_numpy(images_to_array(inputs, self.config.image_size, self.config.fit_content))
         with torch.inference_mode():
             return self._net(x).numpy()

@@ -51,6 +51,27 @@ class PairSet:
         return (spread.reshape(len(self), -1).max(axis=1) < 24) & (dark.reshape(len(self), -1).max(axis=1) < 80)
 
 
+def fit_content_rgba(pixels: np.ndarray, share: float) -> np.ndarray:
+    """RGBA (n, s, s, 4): each drawing cropped to its visible box and re-centred to span
+    ``share`` of the side: the training counterpart of ``PictogramConfig.fit_content``."""
+    from PIL import Image
+
+    out = np.zeros_like(pixels)
+    side = pixels.shape[1]
+    for i, px in enumerate(pixels):
+        ys, xs = np.nonzero(px[..., 3] > 16)
+        if len(ys) == 0:
+            out[i] = px
+            continue
+        crop = Image.fromarray(px[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], "RGBA")
+        scale = share * side / max(crop.size)
+        w, h = max(1, round(crop.size[0] * scale)), max(1, round(crop.size[1] * scale))
+        canvas = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+        canvas.paste(crop.resize((w, h), Image.Resampling.LANCZOS), ((side - w) // 2, (side - h) // 2))
+        out[i] = np.asarray(canvas, dtype=np.uint8)
+    return out
+
+
 def image_to_rgba(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 

@@ -26,7 +26,7 @@ from xmodal.errors import InvalidArgumentError
 from xmodal.eval.metrics import dense_metrics
 from xmodal.train.augment import AugmentConfig, augment_batch, composite_white
 from xmodal.train.checkpoint import check_out_dir, save_model_dir
-from xmodal.train.data import PairSet
+from xmodal.train.data import PairSet, fit_content_rgba
 from xmodal.train.losses import alignment, info_nce, uniformity, vocab_loss
 
 ImageEncodeFn = Callable[[np.ndarray], np.ndarray]
@@ -109,7 +109,10 @@ class _Tower:
         self.net = build_network(arch)
         if cfg.bf16 and arch.kind == "cnn":
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.pixels = torch.from_numpy(pairs.pixels)
+        pixels = pairs.pixels
+        if arch.kind == "cnn" and arch.fit_content > 0:
+            pixels = fit_content_rgba(pixels, arch.fit_content)
+        self.pixels = torch.from_numpy(pixels)
         self.mono = torch.from_numpy(pairs.mono_mask())
 
     def _base_features(self, pixels: np.ndarray) -> np.ndarray:
@@ -147,7 +150,9 @@ class _Tower:
                     x = torch.from_numpy(self._base_features(chunk))
                 else:
                     rgb = composite_white(chunk)
-                    x = torch.from_numpy(images_to_array([Image.fromarray(p) for p in rgb], self.arch.image_size))
+                    x = torch.from_numpy(
+                        images_to_array([Image.fromarray(p) for p in rgb], self.arch.image_size, self.arch.fit_content)
+                    )
                 out.append(torch.nn.functional.normalize(self.net(x), dim=1).numpy())
         self.net.train()
         return np.concatenate(out) if out else np.zeros((0, self.arch.embed_dim), np.float32)
