@@ -213,12 +213,14 @@ def test_cli_train_end_to_end(pairs_file: Path, tmp_path: Path, capsys) -> None:
             "4",
             "--init",
             str(init),
+            "--bf16",
             "--quiet",
         ]
     )
     assert args.func(args) == 0
     assert "best epoch" in capsys.readouterr().out
     assert PictogramEncoder(str(out)).config.image_size == 16
+    assert json.loads((out / "xmodal_encoder.json").read_text())["train_config"]["bf16"] is True
 
 
 def test_cli_train_unknown_setting(pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--image-size", type=int, default=32, help="CNN input side in pixels")
+    p.add_argument("--image-size", type=int, default=48, help="CNN input side in pixels")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=4, help="epochs without improvement before stopping")
     p.add_argument("--seed", type=int, default=0)
