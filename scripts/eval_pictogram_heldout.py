@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from xmodal.encoders.pictogram import PictogramEncoder
     from xmodal.eval.metrics import dense_metrics, random_recall_at_k
     from xmodal.train.augment import composite_white
+    from xmodal.types import Modality
 
     image_enc, text_enc = PictogramEncoder(args.model), MiniLMEncoder()
     rows = {}
@@ -40,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         items = json.loads((args.data / f"heldout-{s}.json").read_text(encoding="utf-8"))
         queries = sorted({x["query"] for x in items})
         pos = np.array([[x["query"] == q for x in items] for q in queries], dtype=bool)
-        img = image_enc.encode_images([Image.fromarray(p) for p in composite_white(pixels)])
-        sims = text_enc.encode_text(queries) @ img.T
-        t2i, i2t = dense_metrics(sims, pos), dense_metrics(sims.T, pos.T)
+        pictures = [Image.fromarray(p) for p in composite_white(pixels)]
+        text = text_enc.encode_text(queries)
+        # indexed pictures (with the gap shift) for text queries; query pictures (without it)
+        # against the texts, exactly as a collection uses them
+        t2i = dense_metrics(text @ image_enc.encode_images(pictures).T, pos)
+        i2t = dense_metrics(image_enc.encode_query(Modality.IMAGE, pictures) @ text.T, pos.T)
         n_img, n_q = len(items), len(queries)
         rows[s] = {
             "images": n_img,

@@ -2,7 +2,7 @@
 # The whole pictogram recipe, one command, CPU only:
 #   fetch npm packages -> render -> embed captions (MiniLM, once) -> train -> model dir.
 # Usage: scripts/train_pictogram.sh [OUT_DIR] [CACHE_DIR]   (defaults: ./pictogram-model, ~/.cache/xmodal-picto)
-# Budget: <= 90 min on 2 cores (the recipe stops itself after 4500 s of training).
+# Budget: <= 90 min on 2 cores (the recipe stops itself after 4300 s of training).
 set -euo pipefail
 OUT=${1:-pictogram-model}
 CACHE=${2:-${HOME}/.cache/xmodal-picto}

@@ -273,6 +273,21 @@ def test_saved_model_carries_the_modality_gap_shift(pairs_file: Path, tmp_path: 
     a = PictogramEncoder(str(tmp_path / "m")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
     b = PictogramEncoder(str(tmp_path / "n")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
     assert np.isclose(np.linalg.norm(a), 1, atol=1e-5) and not np.allclose(a, b)
+    # a query picture skips the shift (it would bias image -> text towards the mean text)
+    from xmodal.types import Modality
+
+    shifted = PictogramEncoder(str(tmp_path / "m"))
+    circle = draw("circle", (0, 0, 0)).convert("RGB")
+    q = shifted.encode_query(Modality.IMAGE, [circle, circle])
+    import torch
+
+    from xmodal.encoders.pictogram import images_to_array
+
+    raw = shifted._net[:-1](torch.from_numpy(images_to_array([circle], 16))).detach().numpy()
+    assert np.allclose(q[0], raw[0] / np.linalg.norm(raw[0]), atol=1e-5) and np.allclose(q[0], q[1])
+    assert not np.allclose(q[0], a[0], atol=1e-3)
+    plain = PictogramEncoder(str(tmp_path / "n"))
+    assert np.allclose(plain.encode_query(Modality.IMAGE, [circle]), plain.encode_images([circle]))
 
 
 def test_hard_batches_keep_size_and_bring_look_alike_groups() -> None:

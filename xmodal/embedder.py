@@ -170,14 +170,14 @@ class Embedder:
 
     # ---- queries ----------------------------------------------------------------------------
     def encode_query_text(self, text: str) -> np.ndarray:
-        return self.text_encoder.encode_text([text])
+        return self.text_encoder.encode_query(Modality.TEXT, [text])
 
     def encode_query_image(self, image: Any) -> np.ndarray:
         """One row per way the picture can match: its look (the image tower) and, when OCR
         finds words in it, its text. The search takes each item's best row, the same as an
         indexed image is found by either its image or its OCR vector."""
         tower = self.tower("image")
-        rows = [tower.encode_images([image])] if tower is not None else []
+        rows = [tower.encode_query(Modality.IMAGE, [image])] if tower is not None else []
         ex = self.extract_image(image) if self.config.model.ocr else None
         if ex is not None and ex.text.strip():
             rows.append(self.encode_query_text(ex.text))
@@ -188,7 +188,7 @@ class Embedder:
     def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
         tower = self.tower("audio")
         if tower is not None:
-            return tower.encode_audio([clip])
+            return tower.encode_query(Modality.AUDIO, [clip])
         ex = self.extract_audio(clip) if self.config.model.asr else None
         if ex is None or not ex.text.strip():
             raise InvalidQueryError("this collection has no audio encoder and no speech was recognised in the query")

@@ -118,6 +118,12 @@ class Encoder(ABC):
             parts.append(out)
         return l2_normalize(np.concatenate(parts, axis=0))
 
+    def encode_query(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        """Vectors for search queries. By default a query is encoded like an indexed item;
+        asymmetric encoders (cf. sentence-transformers' ``encode_query``/``encode_document``)
+        override this."""
+        return self.encode(modality, inputs)
+
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(Modality.TEXT, list(texts))
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.encoders.base import Encoder
+from xmodal.encoders.base import Encoder, l2_normalize
 from xmodal.encoders.minilm import MINILM_SPACE
-from xmodal.errors import ModelError
+from xmodal.errors import InvalidQueryError, ModelError
 from xmodal.types import Modality
 
 CARD_FILE = "xmodal_encoder.json"
@@ -247,11 +247,30 @@ class PictogramEncoder(Encoder):
             "fit_content": self.config.fit_content,
         }
 
+    def encode_query(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        """A query picture skips the gap shift: the shift puts indexed pictures on the text
+        scale for text queries, but added to a query it would favour texts near the mean text
+        over the right one (held-out image->text R@10 drops by 0.11-0.13)."""
+        if not self.config.gap_shift:
+            return self.encode(modality, inputs)
+        if not self.supports(modality):
+            raise InvalidQueryError(f"encoder {self.name!r} cannot encode {modality.value}")
+        items = list(inputs)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        step = max(1, self.batch_size)
+        parts = [self._forward(items[i : i + step], shift=False) for i in range(0, len(items), step)]
+        return l2_normalize(np.concatenate(parts))
+
     def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        return self._forward(inputs, shift=True)
+
+    def _forward(self, inputs: Sequence[Any], shift: bool) -> np.ndarray:
         torch = self._torch
         if self._base is not None:
             x = torch.from_numpy(self._base.encode(Modality.IMAGE, list(inputs)))
         else:
             x = torch.from_numpy(images_to_array(inputs, self.config.image_size, self.config.fit_content))
+        net = self._net if shift or not self.config.gap_shift else self._net[:-1]
         with torch.inference_mode():
-            return self._net(x).numpy()
+            return np.asarray(net(x).numpy(), dtype=np.float32)
