@@ -277,3 +277,34 @@ def test_bad_preview_signatures(api: ApiEnv) -> None:
 def test_unknown_endpoint_is_json(api: ApiEnv) -> None:
     assert_error(api.client.get("/nope"), 404, "no such endpoint")
     assert_error(api.client.put("/search", headers=api.h("alice")), 405, "method")
+
+
+def test_odd_upload_names_keep_their_letters_and_extension(api: ApiEnv) -> None:
+    long_name = "квартальный отчёт " * 30 + ".txt"
+    r = api.upload(
+        "admin",
+        {"фото отпуска.png": png_bytes((240, 20, 20)), long_name: b"quarterly revenue", "../../evil.txt": b"x y"},
+        access="public",
+    )
+    assert r.status_code == 201, r.text
+    names = sorted(x["name"] for x in r.json()["items"])
+    assert names[0] == "evil.txt" and names[2] == "фото_отпуска.png"
+    assert names[1].endswith(".txt") and names[1].startswith("квартальный_отчёт_") and len(names[1].encode()) <= 150
+    root = api.client.app.state.service.settings.upload_root  # type: ignore[attr-defined]
+    modality = {}
+    for item in r.json()["items"]:
+        got = api.client.get(f"/items/{item['id']}", headers=api.h("admin")).json()
+        assert Path(got["uri"]).parent.parent == root  # nothing escaped the upload folder
+        modality[item["name"]] = got["modality"]
+    assert modality["фото_отпуска.png"] == "image" and modality[names[1]] == "text"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [(None, "upload"), ("", "upload"), ("C:\\photos\\cat.JPG", "cat.JPG"), (".bashrc", "bashrc"),
+     ("a b\x00c.txt", "a_b_c.txt"), ("x.", "x"), ("日本" * 100 + ".wav", "日本" * 24 + ".wav")],
+)  # fmt: skip
+def test_safe_upload_name(given: str | None, stored: str) -> None:
+    from xmodal.api.routes import safe_upload_name
+
+    assert safe_upload_name(given) == stored

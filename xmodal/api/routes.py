@@ -46,7 +46,8 @@ UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"ty
     "metadata": {"type": "string", "description": "JSON object applied to every file"},
     "access": {"type": "string", "description": "comma-separated: NAME, user:NAME, group:NAME or public"},
 }}}}}}  # fmt: skip
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE_NAME = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script
+MAX_NAME_BYTES = 150
 
 
 HeaderValue = Annotated[str | None, Header(include_in_schema=False)]
@@ -280,12 +281,28 @@ def _preview_response(svc: Service, principal: Principal, item_id: str) -> Respo
     return FileResponse(path, media_type=mime, headers=headers)  # Starlette serves Range requests
 
 
+def safe_upload_name(filename: str | None) -> str:
+    """The file name an upload is stored under: no folders, only letters (any script), digits,
+    ``._-``; a long name is cut in its stem (to MAX_NAME_BYTES of UTF-8) so the extension,
+    which tells ingest what the file may be, survives."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem.strip("._ "):
+        stem, ext = base, ""
+    ext = _SAFE_NAME.sub("", ext)[:16]
+    suffix = f".{ext}" if ext else ""
+    budget = MAX_NAME_BYTES - len(suffix.encode())
+    stem = _SAFE_NAME.sub("_", stem).strip("._")
+    stem = stem.encode()[:budget].decode(errors="ignore").rstrip("._") or "upload"
+    return stem + suffix
+
+
 async def _save_upload(svc: Service, upload: UploadFile) -> Path:
     data = await upload.read()
-    name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name).strip("._") or "upload"
+    name = safe_upload_name(upload.filename)
     folder = svc.settings.upload_root / hashlib.blake2b(data, digest_size=8).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name[:120]
+    path = folder / name
     path.write_bytes(data)
     return path
 
