@@ -102,6 +102,13 @@ def test_where_filter_returns_k_matching_items(tmp_path: Path, open_collection: 
     assert coll.search("revenue", k=3, where={"team": "nobody"}) == []
     with pytest.raises(InvalidArgumentError, match="unknown filter field"):
         coll.search("revenue", where={"colour": "red"})
+    big, small = 2**64 + 1, -(2**63) - 5  # beyond 64-bit integers: compared exactly, not as floats
+    for name, meta in [("b1", {"n": big, "flag": True, "x": 1.5}), ("b2", {"n": small}), ("b3", {"n": big + 1})]:
+        write(media / "b" / f"{name}.txt", f"revenue note {name}")
+        coll.add([media / "b" / f"{name}.txt"], metadata=meta)
+    assert names(coll.search("revenue", k=5, where={"n": big})) == ["b1.txt"]
+    assert names(coll.search("revenue", k=5, where={"n": str(small)})) == ["b2.txt"]
+    assert names(coll.search("revenue", k=5, where={"flag": True, "x": 1.5})) == ["b1.txt"]
     with pytest.raises(InvalidArgumentError):
         coll.search("revenue", where={"bad key!": "x"})
 

@@ -288,8 +288,13 @@ class Catalog:
         for key, values in where.items():
             check_meta_key(key)
             marks = ",".join("?" * len(values))
-            clauses.append(f"CAST(json_extract(i.metadata, ?) AS TEXT) IN ({marks})")
-            params.append(f'$."{key}"')
+            # integers compare by their JSON text ("->"): json_extract turns ones beyond 64 bits
+            # into floats, and 18446744073709551617 would never match
+            clauses.append(
+                "(CASE json_type(i.metadata, ?) WHEN 'integer' THEN i.metadata -> ? "
+                f"ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END) IN ({marks})"
+            )
+            params.extend([f'$."{key}"'] * 3)
             params.extend(values)
         sql = "SELECT v.vid FROM vectors v JOIN items i ON i.id = v.item_id"
         if clauses:
