@@ -302,7 +302,8 @@ def test_odd_upload_names_keep_their_letters_and_extension(api: ApiEnv) -> None:
 @pytest.mark.parametrize(
     ("given", "stored"),
     [(None, "upload"), ("", "upload"), ("C:\\photos\\cat.JPG", "cat.JPG"), (".bashrc", "bashrc"),
-     ("a b\x00c.txt", "a_b_c.txt"), ("x.", "x"), ("日本" * 100 + ".wav", "日本" * 24 + ".wav")],
+     ("a b\x00c.txt", "a_b_c.txt"), ("x.", "x"), ("日本" * 100 + ".wav", "日本" * 24 + ".wav"),
+     ("हिन्दी.txt", "हिन्दी.txt"), ("cafe\u0301.png", "caf\u00e9.png"), ("_.png", "upload.png")],
 )  # fmt: skip
 def test_safe_upload_name(given: str | None, stored: str) -> None:
     from xmodal.api.routes import safe_upload_name

@@ -66,6 +66,8 @@ def test_importing_the_module_loads_nothing() -> None:
         {"kind": "adapter"},
         {"depth": 3},
         {"image_size": 4, "stages": [[8, 1], [8, 1], [8, 1]]},
+        {"fit_content": 0.001},  # would blow a picture up to a huge canvas
+        {"fit_content": 2},
     ],
 )
 def test_bad_configs(bad: dict) -> None:  # type: ignore[type-arg]
@@ -112,3 +114,14 @@ def test_training_fit_matches_the_inference_fit() -> None:
     assert abs((xs.min() + xs.max()) / 2 - 23.5) <= 1
     empty = np.zeros((1, 48, 48, 4), dtype=np.uint8)
     assert (fit_content_rgba(empty, 0.75) == 0).all()
+
+
+def test_settings_name_the_content_fit_only_when_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    assert PictogramEncoder().settings()["fit_content"] == 0.75
+    d = tmp_path / "m"
+    shutil.copytree(bundled_model_dir(), d)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "fit_content": 0.0}))
+    assert "fit_content" not in PictogramEncoder(str(d)).settings()  # as before the setting existed

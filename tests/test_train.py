@@ -288,6 +288,11 @@ def test_saved_model_carries_the_modality_gap_shift(pairs_file: Path, tmp_path: 
     assert not np.allclose(q[0], a[0], atol=1e-3)
     plain = PictogramEncoder(str(tmp_path / "n"))
     assert np.allclose(plain.encode_query(Modality.IMAGE, [circle]), plain.encode_images([circle]))
+    # an arch that already says gap_shift (e.g. a shipped config.json reused) trains and loads
+    shifted_arch = PictogramConfig.from_dict({**TINY_ARCH.to_dict(), "gap_shift": True})
+    train(pairs, minilm, tmp_path / "o", _cfg(epochs=1, arch=shifted_arch), log=lambda m: None)
+    again = PictogramEncoder(str(tmp_path / "o"))
+    assert again.config.gap_shift and np.isfinite(again.encode_images([circle])).all()
 
 
 def test_hard_batches_keep_size_and_bring_look_alike_groups() -> None:

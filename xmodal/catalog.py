@@ -81,6 +81,17 @@ def check_meta_key(key: str) -> str:
     return key
 
 
+# A metadata value as text. Integers compare by their JSON text (the "->" operator, SQLite
+# >= 3.38): json_extract turns ones beyond 64 bits into floats, so 18446744073709551617 would
+# never match; older SQLite falls back to json_extract for them too.
+_META_TEXT = (
+    "(CASE json_type(i.metadata, ?) WHEN 'integer' THEN i.metadata -> ? "
+    "ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END)"
+    if sqlite3.sqlite_version_info >= (3, 38)
+    else "CAST(json_extract(i.metadata, ?) AS TEXT)"
+)
+
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -288,13 +299,8 @@ class Catalog:
         for key, values in where.items():
             check_meta_key(key)
             marks = ",".join("?" * len(values))
-            # integers compare by their JSON text ("->"): json_extract turns ones beyond 64 bits
-            # into floats, and 18446744073709551617 would never match
-            clauses.append(
-                "(CASE json_type(i.metadata, ?) WHEN 'integer' THEN i.metadata -> ? "
-                f"ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END) IN ({marks})"
-            )
-            params.extend([f'$."{key}"'] * 3)
+            clauses.append(f"{_META_TEXT} IN ({marks})")
+            params.extend([f'$."{key}"'] * _META_TEXT.count("?"))
             params.extend(values)
         sql = "SELECT v.vid FROM vectors v JOIN items i ON i.id = v.item_id"
         if clauses:

@@ -174,8 +174,8 @@ class Embedder:
 
     def encode_query_image(self, image: Any) -> np.ndarray:
         """One row per way the picture can match: its look (the image tower) and, when OCR
-        finds words in it, its text. The search takes each item's best row, the same as an
-        indexed image is found by either its image or its OCR vector."""
+        finds words in it, its text. The search ranks items by each row apart and merges the
+        rankings by reciprocal-rank fusion (``SearchPipeline.search_vector``)."""
         tower = self.tower("image")
         rows = [tower.encode_query(Modality.IMAGE, [image])] if tower is not None else []
         ex = self.extract_image(image) if self.config.model.ocr else None

@@ -190,7 +190,9 @@ class SearchPipeline:
         rows = np.atleast_2d(vector)
         allow = self.allowed_vids(modality, where or {}, allow_items)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
-        per_row = [self._best_items(row[None, :], k, allow, n_vectors) for row in rows]
+        # several rows: rank each to a fixed depth, so the fused list does not depend on k
+        depth = k if len(rows) == 1 else max(k, RRF_DEPTH)
+        per_row = [self._best_items(row[None, :], depth, allow, n_vectors) for row in rows]
         if len(per_row) == 1:
             ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
         else:
@@ -250,6 +252,7 @@ class SearchPipeline:
 
 
 RRF_K = 60
+RRF_DEPTH = 100  # items taken from each row before fusion
 
 
 def rrf_merge(per_row: list[dict[str, tuple[float, int]]], k: int) -> list[tuple[float, int]]:

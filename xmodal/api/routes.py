@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,7 +47,6 @@ UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"ty
     "metadata": {"type": "string", "description": "JSON object applied to every file"},
     "access": {"type": "string", "description": "comma-separated: NAME, user:NAME, group:NAME or public"},
 }}}}}}  # fmt: skip
-_SAFE_NAME = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script
 MAX_NAME_BYTES = 150
 
 
@@ -282,19 +282,28 @@ def _preview_response(svc: Service, principal: Principal, item_id: str) -> Respo
 
 
 def safe_upload_name(filename: str | None) -> str:
-    """The file name an upload is stored under: no folders, only letters (any script), digits,
-    ``._-``; a long name is cut in its stem (to MAX_NAME_BYTES of UTF-8) so the extension,
-    which tells ingest what the file may be, survives."""
-    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    """The file name an upload is stored under: no folders; letters, marks and digits of any
+    script (NFC) and ``._-`` stay, other runs become ``_``; a long name is cut in its stem (to
+    MAX_NAME_BYTES of UTF-8) so the extension, which tells ingest what the file may be, survives."""
+    base = unicodedata.normalize("NFC", (filename or "").replace("\\", "/").rsplit("/", 1)[-1])
     stem, dot, ext = base.rpartition(".")
-    if not dot or not stem.strip("._ "):
+    if not dot or not stem.strip("."):  # no extension, or a dot-file such as ".bashrc"
         stem, ext = base, ""
-    ext = _SAFE_NAME.sub("", ext)[:16]
+    ext = _keep_name_chars(ext, "").replace(".", "")[:16]
     suffix = f".{ext}" if ext else ""
-    budget = MAX_NAME_BYTES - len(suffix.encode())
-    stem = _SAFE_NAME.sub("_", stem).strip("._")
-    stem = stem.encode()[:budget].decode(errors="ignore").rstrip("._") or "upload"
-    return stem + suffix
+    stem = _keep_name_chars(stem, "_").strip("._")
+    stem = stem.encode()[: MAX_NAME_BYTES - len(suffix.encode())].decode(errors="ignore").rstrip("._")
+    return (stem or "upload") + suffix
+
+
+def _keep_name_chars(text: str, replacement: str) -> str:
+    out: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LMN" or ch in "._-":
+            out.append(ch)
+        elif not out or out[-1] != replacement:
+            out.append(replacement)
+    return "".join(out)
 
 
 async def _save_upload(svc: Service, upload: UploadFile) -> Path:

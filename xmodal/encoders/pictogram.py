@@ -80,6 +80,8 @@ class PictogramConfig:
         if "stages" in d:
             d["stages"] = tuple((int(a), int(b)) for a, b in d["stages"])
         cfg = cls(**d)
+        if cfg.fit_content and not 0.1 <= cfg.fit_content <= 1.0:
+            raise ModelError(f"pictogram config: fit_content {cfg.fit_content} must be 0 (off) or within 0.1-1")
         if cfg.kind not in ("cnn", "adapter"):
             raise ModelError(f"pictogram config: unknown kind {cfg.kind!r}")
         if cfg.kind == "adapter" and (not cfg.base or cfg.in_dim <= 0):
@@ -244,7 +246,8 @@ class PictogramEncoder(Encoder):
             "image_size": self.config.image_size,
             "kind": self.config.kind,
             "base": self.config.base,
-            "fit_content": self.config.fit_content,
+            # only when used: collections built before this setting existed keep matching
+            **({"fit_content": self.config.fit_content} if self.config.fit_content else {}),
         }
 
     def encode_query(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:

@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,8 @@ class _Tower:
         self.cfg = cfg
         self.base = base
         self.features: torch.Tensor | None = None
-        arch = cfg.arch
+        # the gap-shift layer is added after training (with_gap_shift), whatever the arch says
+        arch = replace(cfg.arch, gap_shift=False)
         if base is not None:
             self.features = torch.from_numpy(self._base_features(pairs.pixels))
             arch = PictogramConfig(
@@ -288,7 +289,7 @@ def train(
             if score > report.best_score:
                 report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
                 state, arch = tower.net.state_dict(), tower.arch
-                if cfg.gap_shift:
+                if cfg.gap_shift or cfg.arch.gap_shift:
                     state, arch = with_gap_shift(
                         tower, pairs, train_idx, text_vecs, cap_ids, np.random.default_rng(cfg.seed)
                     )
