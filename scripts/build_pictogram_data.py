@@ -108,16 +108,19 @@ class EmojiText:
         self.by_hex: dict[str, dict] = {}
         self.by_slug: dict[str, dict] = {}
         for e in base:
-            entries = [e, *[{**s, "tags": e.get("tags", [])} for s in e.get("skins", [])]]
-            for x in entries:
+            # a skin-tone variant is also its base emoji: "waving hand: dark skin tone" is a waving hand
+            skins = [{**s, "tags": e.get("tags", []), "base": e["label"]} for s in e.get("skins", [])]
+            for x in [e, *skins]:
                 rec = {"label": x["label"], "tags": x.get("tags", []), "keywords": lib.get(x["emoji"], [])}
+                if "base" in x:
+                    rec["base"] = x["base"]
                 self.by_hex[norm_hex(x["hexcode"])] = rec
                 self.by_slug[slugify(x["label"])] = rec
 
     def captions(self, rec: dict | None, fallback: str) -> list[str]:
         caps = [fallback]
         if rec:
-            caps = [rec["label"].replace(":", ""), fallback]
+            caps = [rec["label"].replace(":", ""), *([rec["base"]] if "base" in rec else []), fallback]
             kw = [words(k) for k in rec["keywords"]]
             if kw:
                 caps.append(kw[0])
@@ -191,14 +194,16 @@ def emoji_image_items(npm: Path, vendor: str, size: int, emoji: EmojiText) -> tu
     table = json.loads((pkg / "emoji.json").read_text(encoding="utf-8"))
     images, items = [], []
     for e in sorted(table, key=lambda x: x["unified"]):
-        path = pkg / "img" / vendor / "64" / e["image"]
-        if not e.get(f"has_img_{vendor}") or not path.is_file():
-            continue
-        images.append(load_png(path, size))
-        rec = emoji.by_hex.get(norm_hex(e["unified"]))
-        caps = emoji.captions(rec, (e.get("name") or words(e["short_name"])).lower())
-        caps = dedupe([*caps, *(words(s) for s in e.get("short_names", []))])
-        items.append({"set": f"emoji-{vendor}", "name": e["unified"].lower(), "captions": caps[:5]})
+        # the emoji itself, then its skin-tone variants (drawn by the same vendor)
+        for v in [e, *(e.get("skin_variations") or {}).values()]:
+            path = pkg / "img" / vendor / "64" / v["image"]
+            if not v.get(f"has_img_{vendor}") or not path.is_file():
+                continue
+            images.append(load_png(path, size))
+            rec = emoji.by_hex.get(norm_hex(v["unified"]))
+            caps = emoji.captions(rec, (e.get("name") or words(e["short_name"])).lower())
+            caps = dedupe([*caps, *(words(s) for s in e.get("short_names", []))])
+            items.append({"set": f"emoji-{vendor}", "name": v["unified"].lower(), "captions": caps[:5]})
     return images, items
 
 

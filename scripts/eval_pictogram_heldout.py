@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     image_enc, text_enc = PictogramEncoder(args.model), MiniLMEncoder()
     rows = {}
+    by_size: dict[str, dict[int, tuple[int, float]]] = {}
     for s in HELDOUT:
         pixels = np.load(args.data / f"heldout-{s}.npz")["images"]
         items = json.loads((args.data / f"heldout-{s}.json").read_text(encoding="utf-8"))
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         text = text_enc.encode_text(queries)
         # indexed pictures (with the gap shift) for text queries; query pictures (without it)
         # against the texts, exactly as a collection uses them
-        t2i = dense_metrics(text @ image_enc.encode_images(pictures).T, pos)
+        sims = text @ image_enc.encode_images(pictures).T
+        t2i = dense_metrics(sims, pos)
+        by_size[s] = recall_by_group_size(sims, pos)
         i2t = dense_metrics(image_enc.encode_query(Modality.IMAGE, pictures) @ text.T, pos.T)
         n_img, n_q = len(items), len(queries)
         rows[s] = {
@@ -69,9 +72,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['i2t_random_recall@10']:.4f}",
         ]
         print(f"| {s} | {r['images']} | {r['queries']} | " + " | ".join(cells + base) + " |")
+    print("\n| held-out set | relevant images per query | queries | t2i R@10 |\n|---|---|---|---|")
+    for s, table in by_size.items():
+        for size, (n, recall) in sorted(table.items()):
+            print(f"| {s} | {size} | {n} | {recall:.3f} |")
     if args.json:
+        for s, table in by_size.items():
+            rows[s]["t2i_recall@10_by_group_size"] = {str(k): v[1] for k, v in table.items()}
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
+
+
+def recall_by_group_size(sims: np.ndarray, pos: np.ndarray, k: int = 10) -> dict[int, tuple[int, float]]:
+    """Text->image Recall@k averaged over the queries with the same number of relevant images
+    (e.g. an emoji and its five skin tones): {size: (queries, recall)}."""
+    top = np.argsort(-sims, axis=1)[:, :k]
+    found = np.take_along_axis(pos, top, axis=1).sum(axis=1)
+    sizes = pos.sum(axis=1)
+    return {int(n): (int((sizes == n).sum()), float((found / sizes)[sizes == n].mean())) for n in np.unique(sizes)}
 
 
 if __name__ == "__main__":

@@ -59,6 +59,25 @@ class CachedText(Encoder):
         return vecs
 
 
+def remeasure_gap(model_dir: Path, pairs: Any, text: Encoder, seed: int) -> None:
+    """Measure the modality-gap vector again through the inference settings just written (the
+    trainer measured it on the training-time preprocessing): mean first-caption vector minus
+    mean image vector over 4,096 training pairs, as the trainer does."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from xmodal.encoders.pictogram import WEIGHTS_FILE
+
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    first = text.encode_text([pairs.captions[i][0] for i in sample])
+    images = PictogramEncoder(str(model_dir)).encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
+    state = load_file(str(model_dir / WEIGHTS_FILE))
+    key = next(k for k in state if k.endswith(".gap"))
+    state[key] = torch.from_numpy((first.mean(axis=0) - images.mean(axis=0)).astype(np.float32))
+    save_file(state, str(model_dir / WEIGHTS_FILE))
+
+
 def composite_pil(pixels: np.ndarray) -> list[Any]:
     from PIL import Image
 
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if inference and config_path.is_file():
         final = PictogramConfig.from_dict({**json.loads(config_path.read_text(encoding="utf-8")), **inference})
         config_path.write_text(json.dumps(final.to_dict(), indent=2), encoding="utf-8")
+        if final.gap_shift:
+            remeasure_gap(args.out, pairs, text, cfg.seed)
         row = mean_eval(lambda px: PictogramEncoder(str(args.out)).encode_images(composite_pil(px)))
         (args.out / "heldout_final.json").write_text(json.dumps(row, indent=1), encoding="utf-8")
         print(f"inference settings {inference}: held-out mean t2i R@10 {row['heldout_mean_t2i_recall@10']:.4f}")
