@@ -13,7 +13,7 @@ Inputs per modality:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -104,6 +104,13 @@ class Encoder(ABC):
 
     def encode(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
         """Encode any number of inputs in batches; returns L2-normalised float32 (n, dim)."""
+        return self._encode_batches(modality, inputs, self.encode_batch)
+
+    def _encode_batches(
+        self, modality: Modality, inputs: Sequence[Any], encode_batch: Callable[[Modality, Sequence[Any]], np.ndarray]
+    ) -> np.ndarray:
+        """Checks, batching and normalisation around ``encode_batch`` (shared by ``encode`` and
+        the ``encode_query`` of asymmetric encoders)."""
         if not self.supports(modality):
             raise InvalidQueryError(f"encoder {self.name!r} cannot encode {modality.value}")
         n = len(inputs)
@@ -112,7 +119,7 @@ class Encoder(ABC):
         parts = []
         for start in range(0, n, max(1, self.batch_size)):
             batch = inputs[start : start + self.batch_size]
-            out = np.asarray(self.encode_batch(modality, batch), dtype=np.float32)
+            out = np.asarray(encode_batch(modality, batch), dtype=np.float32)
             if out.shape != (len(batch), self.dim):
                 raise ModelError(f"encoder {self.name!r} returned shape {out.shape}, expected {(len(batch), self.dim)}")
             parts.append(out)

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.encoders.base import Encoder, l2_normalize
+from xmodal.encoders.base import Encoder
 from xmodal.encoders.minilm import MINILM_SPACE
-from xmodal.errors import InvalidQueryError, ModelError
+from xmodal.errors import ModelError
 from xmodal.types import Modality
 
 CARD_FILE = "xmodal_encoder.json"
@@ -254,16 +254,7 @@ class PictogramEncoder(Encoder):
         """A query picture skips the gap shift: the shift puts indexed pictures on the text
         scale for text queries, but added to a query it would favour texts near the mean text
         over the right one (held-out image->text R@10 drops by 0.11-0.13)."""
-        if not self.config.gap_shift:
-            return self.encode(modality, inputs)
-        if not self.supports(modality):
-            raise InvalidQueryError(f"encoder {self.name!r} cannot encode {modality.value}")
-        items = list(inputs)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        step = max(1, self.batch_size)
-        parts = [self._forward(items[i : i + step], shift=False) for i in range(0, len(items), step)]
-        return l2_normalize(np.concatenate(parts))
+        return self._encode_batches(modality, list(inputs), lambda _, batch: self._forward(batch, shift=False))
 
     def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
         return self._forward(inputs, shift=True)
