@@ -325,3 +325,77 @@ def test_training_with_content_fitting(pairs_file: Path, tmp_path: Path, minilm)
     assert train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None).best_epoch == 1
     enc = PictogramEncoder(str(tmp_path / "m"))
     assert enc.config.fit_content == 0.8 and enc.settings()["fit_content"] == 0.8
+
+
+def test_ema_near_zero_decay_saves_the_last_weights_and_real_decay_averages(  # type: ignore[no-untyped-def]
+    pairs_file: Path, tmp_path: Path, minilm
+) -> None:
+    from safetensors.numpy import load_file
+
+    pairs = load_pairs(pairs_file)
+    runs = {}
+    for name, decay in (("plain", 0.0), ("ema0", 1e-12), ("ema", 0.9)):
+        report = train(pairs, minilm, tmp_path / name, _cfg(epochs=2, patience=5, bf16=True, ema_decay=decay),
+                       log=lambda m: None)  # fmt: skip
+        assert report.best_epoch >= 1 and all(np.isfinite(r["loss"]) for r in report.epochs)
+        runs[name] = (report, load_file(str(tmp_path / name / "model.safetensors")))
+    # the average only changes what is evaluated and saved, never the training itself
+    assert [r["loss"] for r in runs["plain"][0].epochs] == [r["loss"] for r in runs["ema"][0].epochs]
+    plain, ema0, ema = runs["plain"][1], runs["ema0"][1], runs["ema"][1]
+    assert plain.keys() == ema0.keys() == ema.keys()
+    assert runs["plain"][0].best_epoch == runs["ema0"][0].best_epoch
+    assert all(np.allclose(plain[k], ema0[k], atol=1e-6) for k in plain)
+    assert any(not np.allclose(plain[k], ema[k], atol=1e-4) for k in plain if plain[k].dtype == np.float32)
+    vec = PictogramEncoder(str(tmp_path / "ema")).encode_images([draw("circle", (0, 0, 0)).convert("RGB")])
+    assert vec.shape == (1, 384) and np.isfinite(vec).all()
+
+
+def test_out_of_range_ema_and_balance_are_refused(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    for bad in ({"ema_decay": 1.0}, {"ema_decay": -0.1}, {"group_balance": -1.0}):
+        with pytest.raises(InvalidArgumentError, match="ema_decay"):
+            train(pairs, minilm, tmp_path / "m", _cfg(**bad), log=lambda m: None)
+    assert not (tmp_path / "m").exists()
+
+
+def test_group_balance_weights_each_source_and_name_alike() -> None:
+    from xmodal.train.data import PairSet
+    from xmodal.train.trainer import balance_weights
+
+    pixels = np.zeros((5, 4, 4, 4), dtype=np.uint8)
+    captions = [["home"], ["home"], ["home"], ["home", "house"], ["star"]]
+    pairs = PairSet(pixels, captions, [str(i) for i in range(5)], ["mat", "mat", "mat", "mdi", "mat"])
+    idx = np.arange(5)
+    assert balance_weights(pairs, idx, 0.0) is None
+    w = balance_weights(pairs, idx, 1.0)
+    assert w is not None and np.allclose(w, np.array([1 / 3, 1 / 3, 1 / 3, 1, 1]) / 3)
+    w = balance_weights(pairs, np.array([0, 4]), 0.5)  # counts within the training split only
+    assert w is not None and np.allclose(w, [0.5, 0.5])
+    no_sources = PairSet(pixels, captions, [str(i) for i in range(5)])
+    w = balance_weights(no_sources, idx, 1.0)
+    assert w is not None and np.allclose(w, np.array([1 / 4] * 4 + [1]) / 2)
+
+
+def test_balanced_training_runs_and_is_reproducible(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    a = train(pairs, minilm, tmp_path / "a", _cfg(epochs=2, group_balance=1.0), log=lambda m: None)
+    b = train(pairs, minilm, tmp_path / "b", _cfg(epochs=2, group_balance=1.0), log=lambda m: None)
+    assert a.best_epoch >= 1 and [r["loss"] for r in a.epochs] == [r["loss"] for r in b.epochs]
+
+
+def test_info_nce_rows_of_the_same_image_are_positives() -> None:
+    import torch
+
+    from xmodal.train.losses import info_nce
+
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), dim=1)
+    txt = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]]), dim=1)
+    text_ids, scale = torch.tensor([0, 1, 2]), torch.tensor(0.0)
+    distinct = torch.tensor([0, 1, 2])
+    assert torch.allclose(info_nce(img, txt, text_ids, scale), info_nce(img, txt, text_ids, scale, distinct))
+    got = info_nce(img, txt, text_ids, scale, torch.tensor([7, 7, 9]))  # rows 0 and 1: one image, two captions
+    logits = img @ txt.t()
+    pos = torch.tensor([[1.0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    tgt = pos / pos.sum(1, keepdim=True)
+    want = (-(tgt * logits.log_softmax(1)).sum(1).mean() - (tgt * logits.t().log_softmax(1)).sum(1).mean()) / 2
+    assert torch.allclose(got, want)

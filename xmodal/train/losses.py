@@ -6,15 +6,25 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(img: torch.Tensor, txt: torch.Tensor, text_ids: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def info_nce(
+    img: torch.Tensor,
+    txt: torch.Tensor,
+    text_ids: torch.Tensor,
+    logit_scale: torch.Tensor,
+    image_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean of image->text and text->image cross-entropy over the batch.
 
     ``img``/``txt`` are L2-normalised (B, d); row i of each is a pair. Pairs whose caption is
     the same text (``text_ids`` equal) are all positives of each other, so a repeated caption
-    in a batch ("home" drawn by three icon sets) is not pushed apart from itself.
+    in a batch ("home" drawn by three icon sets) is not pushed apart from itself; so are rows
+    of the same image (``image_ids`` equal: an image drawn twice, each time with another caption).
     """
     logits = logit_scale.exp() * img @ txt.t()
-    positives = (text_ids[:, None] == text_ids[None, :]).float()
+    same = text_ids[:, None] == text_ids[None, :]
+    if image_ids is not None:
+        same = same | (image_ids[:, None] == image_ids[None, :])
+    positives = same.float()
     targets = positives / positives.sum(dim=1, keepdim=True)
     loss_i = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     loss_t = -(targets * F.log_softmax(logits.t(), dim=1)).sum(dim=1).mean()

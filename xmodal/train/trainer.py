@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,13 @@ class TrainConfig:
     gap_shift: bool = True
     # chance of training on the image's first caption (its name) rather than a random one
     first_caption_p: float = 0.0
+    # > 0: draw training images with probability n^-group_balance, n = the images that share
+    # its source and name (Material ships each icon in 4-6 near-identical variants, an emoji
+    # set each drawing once); 1 gives every (source, name) the same share of the steps
+    group_balance: float = 0.0
+    # > 0: evaluate, select and save an exponential moving average of the weights (and of the
+    # batch-norm statistics) with this decay per step, rather than the last step's weights
+    ema_decay: float = 0.0
     progress: bool = True
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
@@ -110,11 +118,25 @@ class _Tower:
         self.net = build_network(arch)
         if cfg.bf16 and arch.kind == "cnn":
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
+        if cfg.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         pixels = pairs.pixels
         if arch.kind == "cnn" and arch.fit_content > 0:
             pixels = fit_content_rgba(pixels, arch.fit_content)
         self.pixels = torch.from_numpy(pixels)
         self.mono = torch.from_numpy(pairs.mono_mask())
+
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        """The weights that are evaluated and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
+    def after_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
 
     def _base_features(self, pixels: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -142,7 +164,8 @@ class _Tower:
         """Unit vectors for RGBA pixels, through the same preprocessing as inference."""
         from PIL import Image
 
-        self.net.eval()
+        net = self.eval_net
+        net.eval()
         out = []
         with torch.inference_mode():
             for s in range(0, len(pixels), 256):
@@ -154,8 +177,8 @@ class _Tower:
                     x = torch.from_numpy(
                         images_to_array([Image.fromarray(p) for p in rgb], self.arch.image_size, self.arch.fit_content)
                     )
-                out.append(torch.nn.functional.normalize(self.net(x), dim=1).numpy())
-        self.net.train()
+                out.append(torch.nn.functional.normalize(net(x), dim=1).numpy())
+        net.train()
         return np.concatenate(out) if out else np.zeros((0, self.arch.embed_dim), np.float32)
 
 
@@ -204,6 +227,10 @@ def train(
     check_out_dir(out)
     if len(pairs) < 2:
         raise InvalidArgumentError("contrastive training needs at least 2 distinct images")
+    if not 0 <= cfg.ema_decay < 1 or cfg.group_balance < 0:
+        raise InvalidArgumentError(
+            f"need 0 <= ema_decay < 1 and group_balance >= 0 (got {cfg.ema_decay}, {cfg.group_balance})"
+        )
     if base is not None and base.space == MINILM_SPACE and base.name == "pictogram":
         log("note: the base is itself a MiniLM-space tower; training an adapter on top of it")
     torch.set_num_threads(max(1, cfg.threads))
@@ -231,6 +258,7 @@ def train(
     total = steps * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup_steps))
     report = TrainReport(out=out, epochs=[])
+    weights = balance_weights(pairs, train_idx, cfg.group_balance)
     groups = name_groups(text_vecs, cap_ids, train_idx, cfg, rng) if cfg.hard_batch_fraction > 0 else None
     card = {
         "encoder": "pictogram",
@@ -253,7 +281,7 @@ def train(
             tower.net.train()
             losses = []
             bar = _progress(steps, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
-            pos = rng.permutation(train_idx)
+            pos = rng.permutation(train_idx) if weights is None else rng.choice(train_idx, steps * bs, p=weights)
             for step in range(steps):
                 start = (step * bs) % max(1, len(pos) - bs + 1)
                 idx = np.sort(pos[start : start + bs])
@@ -261,7 +289,7 @@ def train(
                     idx = hard_batch(idx, groups, cfg.hard_batch_fraction, rng)
                 choice = np.array([pick_caption(cap_ids[i], cfg.first_caption_p, rng) for i in idx])
                 img = torch.nn.functional.normalize(tower.forward_train(idx, gen).float(), dim=1)
-                loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale)
+                loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale, torch.from_numpy(idx))
                 if cfg.align_loss_weight > 0:
                     loss = loss + cfg.align_loss_weight * (img - text_t[choice]).pow(2).sum(dim=1).mean()
                 if cfg.vocab_loss_weight > 0:
@@ -271,6 +299,7 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                tower.after_step()
                 sched.step()
                 with torch.no_grad():
                     logit_scale.clamp_(0, math.log(100.0))
@@ -288,7 +317,7 @@ def train(
             score = float(row.get(cfg.select, -math.inf))
             if score > report.best_score:
                 report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
-                state, arch = tower.net.state_dict(), tower.arch
+                state, arch = tower.eval_net.state_dict(), tower.arch
                 if cfg.gap_shift or cfg.arch.gap_shift:
                     state, arch = with_gap_shift(
                         tower, pairs, train_idx, text_vecs, cap_ids, np.random.default_rng(cfg.seed)
@@ -330,9 +359,20 @@ def with_gap_shift(  # type: ignore[no-untyped-def]
     vector minus the mean image vector over (up to 4,096) training pairs."""
     sample = np.sort(rng.choice(train_idx, size=min(len(train_idx), 4096), replace=False))
     gap = text_vecs[[cap_ids[i][0] for i in sample]].mean(axis=0) - tower.encode(pairs.pixels[sample]).mean(axis=0)
-    state = dict(tower.net.state_dict())
+    state = dict(tower.eval_net.state_dict())
     state[f"{len(tower.net)}.gap"] = torch.from_numpy(gap.astype(np.float32))
     return state, PictogramConfig.from_dict({**tower.arch.to_dict(), "gap_shift": True})
+
+
+def balance_weights(pairs: PairSet, train_idx: np.ndarray, power: float) -> np.ndarray | None:
+    """Sampling probabilities over ``train_idx``: n^-power, n = the training images with the same
+    source and first caption (None when ``power`` is 0: plain shuffling)."""
+    if power <= 0:
+        return None
+    keys = [(pairs.sources[i] if pairs.sources else "", pairs.captions[i][0]) for i in train_idx]
+    counts = Counter(keys)
+    w = np.array([counts[k] for k in keys], dtype=np.float64) ** -power
+    return w / w.sum()
 
 
 def pick_caption(ids: list[int], first_p: float, rng: np.random.Generator) -> int:
