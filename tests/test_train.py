@@ -358,6 +358,22 @@ def test_out_of_range_ema_and_balance_are_refused(pairs_file: Path, tmp_path: Pa
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(
+    "bad", [{"ema_decay": "x"}, {"lr": "x"}, {"group_balance": None}, {"epochs": "3"}, {"epochs": 2.5}, {"bf16": 1}]
+)
+def test_settings_of_the_wrong_type_are_one_clear_error(bad: dict, pairs_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[type-arg]
+    from xmodal.cli.main import main
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(InvalidArgumentError, match=f"training setting {next(iter(bad))} must be"):
+        TrainConfig(**bad)
+    rc = main(["train", str(pairs_file), "--out", str(tmp_path / "m"), "--init", str(settings), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "must be" in err and "internal error" not in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_group_balance_weights_each_source_and_name_alike() -> None:
     from xmodal.train.data import PairSet
     from xmodal.train.trainer import balance_weights

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,29 @@ class TrainConfig:
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        # settings often come from JSON (--init, the recipe): a wrong type gets one clear line
+        # here, not a TypeError deep in training
+        for f in fields(self):
+            default, value = f.default, getattr(self, f.name)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif isinstance(default, str):
+                ok = isinstance(value, str)
+            else:
+                continue
+            if not ok:
+                kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[type(default)]
+                raise InvalidArgumentError(f"training setting {f.name} must be {kind}, got {value!r}")
+        if not 0 <= self.ema_decay < 1 or self.group_balance < 0:
+            raise InvalidArgumentError(
+                f"need 0 <= ema_decay < 1 and group_balance >= 0 (got {self.ema_decay}, {self.group_balance})"
+            )
 
 
 @dataclass
@@ -227,10 +250,6 @@ def train(
     check_out_dir(out)
     if len(pairs) < 2:
         raise InvalidArgumentError("contrastive training needs at least 2 distinct images")
-    if not 0 <= cfg.ema_decay < 1 or cfg.group_balance < 0:
-        raise InvalidArgumentError(
-            f"need 0 <= ema_decay < 1 and group_balance >= 0 (got {cfg.ema_decay}, {cfg.group_balance})"
-        )
     if base is not None and base.space == MINILM_SPACE and base.name == "pictogram":
         log("note: the base is itself a MiniLM-space tower; training an adapter on top of it")
     torch.set_num_threads(max(1, cfg.threads))
