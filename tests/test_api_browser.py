@@ -90,13 +90,23 @@ def _wait(driver: Any, cond: Any) -> Any:
     return WebDriverWait(driver, WAIT_S).until(cond)
 
 
-def _login(driver: Any, base: str, key: str, who: str) -> None:
+def _fresh_page(driver: Any, base: str) -> None:
+    """Open the page with no stored key and wait for the key prompt.
+
+    Storage is cleared from ``/healthz`` (same origin, no page script): clearing it on the app page
+    races that page's own ``/me`` check, which stores the previous key again when it answers."""
     from selenium.webdriver.common.by import By
 
-    driver.get(base + "/")
+    driver.get(base + "/healthz")
     driver.execute_script("localStorage.clear()")
     driver.get(base + "/")
     _wait(driver, lambda d: d.find_element(By.ID, "key-dialog").get_attribute("open") is not None)
+
+
+def _login(driver: Any, base: str, key: str, who: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _fresh_page(driver, base)
     box = driver.find_element(By.ID, "key-input")
     box.clear()
     box.send_keys(key)
@@ -193,10 +203,7 @@ def test_bad_key_is_refused_and_prompted_again(site: tuple[ApiEnv, str], browser
     from selenium.webdriver.common.by import By
 
     _, base = site
-    browser.get(base + "/")
-    browser.execute_script("localStorage.clear()")
-    browser.get(base + "/")
-    _wait(browser, lambda d: d.find_element(By.ID, "key-dialog").get_attribute("open") is not None)
+    _fresh_page(browser, base)
     browser.find_element(By.ID, "key-input").send_keys("xmk_000000000000_" + "a" * 43)
     browser.find_element(By.ID, "key-save").click()
     _wait(browser, lambda d: "invalid" in d.find_element(By.ID, "key-error").text.lower())

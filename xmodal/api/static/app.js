@@ -36,15 +36,20 @@
   }
 
   async function useKey(key) {
-    state.key = key.trim();
+    const mine = key.trim();
+    state.key = mine;
+    let principal;
     try {
-      state.principal = await api("/me");
+      principal = await api("/me");
     } catch (err) {
+      if (state.key !== mine) return false; // another key was entered or forgotten meanwhile
       state.principal = null;
       $("who").textContent = "no key";
       askKey(err.message);
       return false;
     }
+    if (state.key !== mine) return false;
+    state.principal = principal;
     localStorage.setItem(KEY_STORE, state.key);
     $("who").textContent = state.principal.principal + (state.principal.admin ? " (admin)" : "");
     $("key-dialog").close();
