@@ -415,3 +415,51 @@ def test_info_nce_rows_of_the_same_image_are_positives() -> None:
     tgt = pos / pos.sum(1, keepdim=True)
     want = (-(tgt * logits.log_softmax(1)).sum(1).mean() - (tgt * logits.t().log_softmax(1)).sum(1).mean()) / 2
     assert torch.allclose(got, want)
+
+
+def test_info_nce_soft_targets_mix_in_caption_similarity() -> None:
+    import torch
+
+    from xmodal.train.losses import info_nce
+
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.9, 0.4], [0.0, 1.0]]), dim=1)
+    txt = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]]), dim=1)
+    ids, scale = torch.tensor([0, 1, 2]), torch.tensor(1.0)
+    assert torch.allclose(info_nce(img, txt, ids, scale), info_nce(img, txt, ids, scale, soft=0.0))
+    got = info_nce(img, txt, ids, scale, soft=0.25, soft_temperature=0.1)
+    logits = scale.exp() * img @ txt.t()
+    tgt = 0.75 * torch.eye(3) + 0.25 * (txt @ txt.t() / 0.1).softmax(1)
+    want = (-(tgt * logits.log_softmax(1)).sum(1).mean() - (tgt * logits.t().log_softmax(1)).sum(1).mean()) / 2
+    assert torch.allclose(got, want)
+    # captions 0 and 1 are near-synonyms: pictures that match them the wrong way round cost less
+    # than with hard targets, while a swap with an unrelated caption costs no less
+    scale = torch.tensor(2.3)
+
+    def cost(swap: list[int], soft: float) -> float:
+        return float(info_nce(txt[swap], txt, ids, scale, soft=soft) - info_nce(txt, txt, ids, scale, soft=soft))
+
+    assert 0 < cost([1, 0, 2], 0.5) < cost([1, 0, 2], 0.0)
+    assert cost([2, 1, 0], 0.5) >= cost([2, 1, 0], 0.0) > 10 * cost([1, 0, 2], 0.0)
+
+
+def test_soft_targets_and_temperature_floor_train(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    cfg = _cfg(epochs=2, lr=0.05, soft_targets=0.3, min_temperature=0.05)
+    report = train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None)
+    assert report.best_epoch >= 1 and all(np.isfinite(r["loss"]) for r in report.epochs)
+    assert all(r["temperature"] >= 0.05 - 1e-6 for r in report.epochs)
+
+
+SOFT_BAD = [
+    {"soft_targets": 1.0},
+    {"soft_targets": -0.1},
+    {"soft_target_temperature": 0.0},
+    {"min_temperature": 0.0},
+    {"min_temperature": 0.5},
+]
+
+
+@pytest.mark.parametrize("bad", SOFT_BAD)
+def test_out_of_range_soft_targets_and_temperature_floor_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(InvalidArgumentError, match=r"soft_targets|min_temperature"):
+        TrainConfig(**bad)

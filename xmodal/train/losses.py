@@ -12,6 +12,8 @@ def info_nce(
     text_ids: torch.Tensor,
     logit_scale: torch.Tensor,
     image_ids: torch.Tensor | None = None,
+    soft: float = 0.0,
+    soft_temperature: float = 0.05,
 ) -> torch.Tensor:
     """Mean of image->text and text->image cross-entropy over the batch.
 
@@ -19,6 +21,10 @@ def info_nce(
     the same text (``text_ids`` equal) are all positives of each other, so a repeated caption
     in a batch ("home" drawn by three icon sets) is not pushed apart from itself; so are rows
     of the same image (``image_ids`` equal: an image drawn twice, each time with another caption).
+
+    ``soft`` > 0 mixes that share of each row's target from the captions' own similarities
+    (softmax of caption . caption / ``soft_temperature``, the frozen text space's judgement): a
+    picture of a house is then not pushed as far from "home" as from "scorpion".
     """
     logits = logit_scale.exp() * img @ txt.t()
     same = text_ids[:, None] == text_ids[None, :]
@@ -26,6 +32,10 @@ def info_nce(
         same = same | (image_ids[:, None] == image_ids[None, :])
     positives = same.float()
     targets = positives / positives.sum(dim=1, keepdim=True)
+    if soft > 0:
+        with torch.no_grad():
+            semantic = F.softmax(txt @ txt.t() / soft_temperature, dim=1)
+        targets = (1 - soft) * targets + soft * semantic
     loss_i = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     loss_t = -(targets * F.log_softmax(logits.t(), dim=1)).sum(dim=1).mean()
     return (loss_i + loss_t) / 2

@@ -77,6 +77,12 @@ class TrainConfig:
     # > 0: evaluate, select and save an exponential moving average of the weights (and of the
     # batch-norm statistics) with this decay per step, rather than the last step's weights
     ema_decay: float = 0.0
+    # > 0: that share of each InfoNCE target comes from caption-caption similarity (softmax at
+    # soft_target_temperature) instead of all on the pair, so near-synonyms are not negatives
+    soft_targets: float = 0.0
+    soft_target_temperature: float = 0.05
+    # lower bound of the learned temperature (CLIP's 0.01 = logit scale 100)
+    min_temperature: float = 0.01
     progress: bool = True
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
@@ -103,6 +109,15 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1 or self.group_balance < 0:
             raise InvalidArgumentError(
                 f"need 0 <= ema_decay < 1 and group_balance >= 0 (got {self.ema_decay}, {self.group_balance})"
+            )
+        if not 0 <= self.soft_targets < 1 or self.soft_target_temperature <= 0:
+            raise InvalidArgumentError(
+                "need 0 <= soft_targets < 1 and soft_target_temperature > 0 "
+                f"(got {self.soft_targets}, {self.soft_target_temperature})"
+            )
+        if not 0 < self.min_temperature <= self.init_temperature:
+            raise InvalidArgumentError(
+                f"need 0 < min_temperature <= init_temperature (got {self.min_temperature}, {self.init_temperature})"
             )
 
 
@@ -308,7 +323,15 @@ def train(
                     idx = hard_batch(idx, groups, cfg.hard_batch_fraction, rng)
                 choice = np.array([pick_caption(cap_ids[i], cfg.first_caption_p, rng) for i in idx])
                 img = torch.nn.functional.normalize(tower.forward_train(idx, gen).float(), dim=1)
-                loss = info_nce(img, text_t[choice], torch.from_numpy(choice), logit_scale, torch.from_numpy(idx))
+                loss = info_nce(
+                    img,
+                    text_t[choice],
+                    torch.from_numpy(choice),
+                    logit_scale,
+                    torch.from_numpy(idx),
+                    soft=cfg.soft_targets,
+                    soft_temperature=cfg.soft_target_temperature,
+                )
                 if cfg.align_loss_weight > 0:
                     loss = loss + cfg.align_loss_weight * (img - text_t[choice]).pow(2).sum(dim=1).mean()
                 if cfg.vocab_loss_weight > 0:
@@ -321,7 +344,7 @@ def train(
                 tower.after_step()
                 sched.step()
                 with torch.no_grad():
-                    logit_scale.clamp_(0, math.log(100.0))
+                    logit_scale.clamp_(0, -math.log(cfg.min_temperature))
                 losses.append(float(loss.detach()))
                 if bar is not None:
                     bar.update(1)
