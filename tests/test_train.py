@@ -463,3 +463,33 @@ SOFT_BAD = [
 def test_out_of_range_soft_targets_and_temperature_floor_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidArgumentError, match=r"soft_targets|min_temperature"):
         TrainConfig(**bad)
+
+
+def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_best_checkpoint(pairs_file: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    init = tmp_path / "init.json"
+    arch = {"image_size": 16, "stages": [[8, 1], [16, 1]]}
+    init.write_text(json.dumps({"steps_per_epoch": 2, "patience": 10**6, "arch": arch}))  # never ends by itself
+    out = tmp_path / "m"
+    argv = [str(pairs_file), "--out", str(out), "--epochs", "100000", "--batch-size", "4", "--init", str(init)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "xmodal.cli.main", "train", *argv, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "xmodal_encoder.json").exists():  # the first epoch is saved: it is training
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stdout.startswith("interrupted: best epoch") and "Traceback" not in stderr
+    PictogramEncoder(str(out))  # the kept checkpoint loads
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]

@@ -6,8 +6,13 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from xmodal import __version__
 
@@ -49,6 +54,25 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """``kill``, ``timeout`` and ``docker stop`` send SIGTERM: treat it like Ctrl-C, so an index
+    run commits what it has and training keeps its best checkpoint instead of dying mid-step.
+    (``serve`` installs its own handlers while it runs.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     from xmodal.errors import XmodalError
 
@@ -59,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _quiet_libraries()
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_ctrl_c():
+            return int(args.func(args) or 0)
     except XmodalError as exc:
         print(f"xmodal: error: {exc}", file=sys.stderr)
         return exc.exit_code
