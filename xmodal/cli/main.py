@@ -61,8 +61,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """``kill``, ``timeout`` and ``docker stop`` send SIGTERM: treat it like Ctrl-C, so an index
-    run commits what it has and training keeps its best checkpoint instead of dying mid-step.
-    (``serve`` installs its own handlers while it runs.)"""
+    run keeps what it indexed so far and training keeps its best checkpoint instead of dying
+    mid-step. (``serve`` installs its own handlers while it runs.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -70,7 +70,8 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # None: the previous handler was not set from Python; the default is the closest match
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def main(argv: list[str] | None = None) -> int:
