@@ -32,6 +32,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="bfloat16 autocast: ~2.5x faster on CPUs with AVX-512 BF16; weights stay float32",
     )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where training runs: cpu (default), cuda, cuda:N, mps, or auto (a GPU if torch sees one)",
+    )
     p.add_argument("--text-model", default="minilm", help="frozen text encoder spec (default minilm)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the per-epoch report as JSON")
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from xmodal.train.augment import AugmentConfig
     from xmodal.train.checkpoint import check_out_dir
     from xmodal.train.data import load_pairs
-    from xmodal.train.trainer import TrainConfig, train
+    from xmodal.train.trainer import TrainConfig, resolve_device, train
 
     if args.epochs < 1 or args.batch_size < 2 or not 0 < args.val_fraction < 1 or args.image_size < 8:
         raise InvalidArgumentError("need --epochs >= 1, --batch-size >= 2, 0 < --val-fraction < 1, --image-size >= 8")
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "patience": args.patience,
         "seed": args.seed,
         "threads": args.threads,
+        "device": args.device,
         "progress": not args.quiet and sys.stderr.isatty(),
         **({"bf16": True} if args.bf16 else {}),
         **over,
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(**settings, arch=arch, augment=aug)
     except TypeError as exc:
         raise InvalidArgumentError(f"unknown training setting: {exc}") from None
+    resolve_device(cfg.device)  # a GPU asked for but absent: one line now, before loading anything
     pairs = load_pairs(Path(args.pairs), size=max(48, arch.image_size))
     registry = default_registry()
     text = registry.load(args.text_model)

@@ -46,13 +46,14 @@ def composite_white(pixels: np.ndarray) -> np.ndarray:
 def augment_batch(
     pixels: torch.Tensor, mono: torch.Tensor, out_size: int, cfg: AugmentConfig, gen: torch.Generator
 ) -> torch.Tensor:
-    """``pixels`` uint8 (B, S, S, 4); ``mono`` bool (B,). Returns float (B, 3, out, out) in [-1, 1]."""
-    b = pixels.shape[0]
+    """``pixels`` uint8 (B, S, S, 4); ``mono`` bool (B,). Returns float (B, 3, out, out) in [-1, 1],
+    on the device of ``pixels`` (``gen`` must be a generator of that device)."""
+    b, dev = pixels.shape[0], pixels.device
     x = pixels.permute(0, 3, 1, 2).float() / 255.0
     rgb, a = x[:, :3], x[:, 3:4]
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=gen)
+        return torch.rand(*shape, generator=gen, device=dev)
 
     # stroke width: dilate or erode the shape of single-colour icons
     stroke = rand(b) < cfg.p_stroke
@@ -86,7 +87,7 @@ def augment_batch(
 
     # background: white, solid colour, or a gradient between two colours
     c1, c2 = rand(b, 3, 1, 1), rand(b, 3, 1, 1)
-    ramp = torch.linspace(0, 1, out_size).view(1, 1, 1, out_size)
+    ramp = torch.linspace(0, 1, out_size, device=dev).view(1, 1, 1, out_size)
     horiz = rand(b, 1, 1, 1) < 0.5
     ramp = torch.where(horiz, ramp, ramp.transpose(2, 3)).expand(b, 1, out_size, out_size)
     gradient = c1 * (1 - ramp) + c2 * ramp
@@ -103,5 +104,5 @@ def augment_batch(
 
     out = rgb * a + bg * (1 - a)
     if cfg.noise > 0:
-        out = out + torch.randn(out.shape, generator=gen) * cfg.noise * rand(b, 1, 1, 1)
+        out = out + torch.randn(out.shape, generator=gen, device=dev) * cfg.noise * rand(b, 1, 1, 1)
     return out.clamp(0, 1) * 2 - 1

@@ -48,9 +48,10 @@ def vocab_loss(
     over all captions of the image (its name, synonyms, tags), so they are pulled in together
     and every other caption in the vocabulary is a negative."""
     logits = logit_scale.exp() * img @ vocab.t()
-    rows = torch.tensor([r for r, caps in enumerate(positives) for _ in caps])
-    cols = torch.tensor([c for caps in positives for c in caps])
-    weights = torch.tensor([1.0 / len(caps) for caps in positives for _ in caps])
+    dev = img.device
+    rows = torch.tensor([r for r, caps in enumerate(positives) for _ in caps], device=dev)
+    cols = torch.tensor([c for caps in positives for c in caps], device=dev)
+    weights = torch.tensor([1.0 / len(caps) for caps in positives for _ in caps], device=dev)
     logp = F.log_softmax(logits, dim=1)
     return -(logp[rows, cols] * weights).sum() / len(positives)
 

@@ -83,6 +83,10 @@ class TrainConfig:
     soft_target_temperature: float = 0.05
     # lower bound of the learned temperature (CLIP's 0.01 = logit scale 100)
     min_temperature: float = 0.01
+    # where the steps run: "cpu", "cuda", "cuda:N", "mps", or "auto" (the first GPU torch sees,
+    # else the CPU); augmentation runs there too, and the saved weights are the same float32
+    # CPU tensors whatever it is
+    device: str = "cpu"
     progress: bool = True
     version: str = "0"
     arch: PictogramConfig = field(default_factory=PictogramConfig)
@@ -115,6 +119,8 @@ class TrainConfig:
                 "need 0 <= soft_targets < 1 and soft_target_temperature > 0 "
                 f"(got {self.soft_targets}, {self.soft_target_temperature})"
             )
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise InvalidArgumentError(f"training device must be cpu, cuda, cuda:N, mps or auto, got {self.device!r}")
         if not 0 < self.min_temperature <= self.init_temperature:
             raise InvalidArgumentError(
                 f"need 0 < min_temperature <= init_temperature (got {self.min_temperature}, {self.init_temperature})"
@@ -135,14 +141,17 @@ class TrainReport:
 class _Tower:
     """Image tower being trained plus how to feed it, for training steps and evaluation."""
 
-    def __init__(self, cfg: TrainConfig, pairs: PairSet, base: Encoder | None, base_spec: str) -> None:
+    def __init__(
+        self, cfg: TrainConfig, pairs: PairSet, base: Encoder | None, base_spec: str, device: torch.device
+    ) -> None:
         self.cfg = cfg
         self.base = base
+        self.device = device
         self.features: torch.Tensor | None = None
         # the gap-shift layer is added after training (with_gap_shift), whatever the arch says
         arch = replace(cfg.arch, gap_shift=False)
         if base is not None:
-            self.features = torch.from_numpy(self._base_features(pairs.pixels))
+            self.features = torch.from_numpy(self._base_features(pairs.pixels)).to(device)
             arch = PictogramConfig(
                 **{
                     **arch.to_dict(),
@@ -153,7 +162,7 @@ class _Tower:
                 }
             )
         self.arch = arch
-        self.net = build_network(arch)
+        self.net = build_network(arch).to(device)
         if cfg.bf16 and arch.kind == "cnn":
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
@@ -164,8 +173,8 @@ class _Tower:
         pixels = pairs.pixels
         if arch.kind == "cnn" and arch.fit_content > 0:
             pixels = fit_content_rgba(pixels, arch.fit_content)
-        self.pixels = torch.from_numpy(pixels)
-        self.mono = torch.from_numpy(pairs.mono_mask())
+        self.pixels = torch.from_numpy(pixels).to(device)
+        self.mono = torch.from_numpy(pairs.mono_mask()).to(device)
 
     @property
     def eval_net(self) -> torch.nn.Module:
@@ -184,7 +193,7 @@ class _Tower:
         return self.base.encode_images([Image.fromarray(x) for x in rgb])
 
     def train_inputs(self, idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-        t = torch.from_numpy(idx)
+        t = torch.from_numpy(idx).to(self.device)
         if self.features is not None:
             return self.features[t]
         return augment_batch(self.pixels[t], self.mono[t], self.arch.image_size, self.cfg.augment, gen)
@@ -195,7 +204,7 @@ class _Tower:
             return self.net(x)
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return self.net(x)
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
@@ -215,7 +224,7 @@ class _Tower:
                     x = torch.from_numpy(
                         images_to_array([Image.fromarray(p) for p in rgb], self.arch.image_size, self.arch.fit_content)
                     )
-                out.append(torch.nn.functional.normalize(net(x), dim=1).numpy())
+                out.append(torch.nn.functional.normalize(net(x.to(self.device)), dim=1).float().cpu().numpy())
         net.train()
         return np.concatenate(out) if out else np.zeros((0, self.arch.embed_dim), np.float32)
 
@@ -267,10 +276,11 @@ def train(
         raise InvalidArgumentError("contrastive training needs at least 2 distinct images")
     if base is not None and base.space == MINILM_SPACE and base.name == "pictogram":
         log("note: the base is itself a MiniLM-space tower; training an adapter on top of it")
+    device = resolve_device(cfg.device)
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
     t0 = time.monotonic()
 
     texts, text_vecs, cap_ids = embed_captions(pairs, text_encoder)
@@ -279,9 +289,9 @@ def train(
     order = rng.permutation(len(pairs))
     n_val = min(max(1, round(len(pairs) * cfg.val_fraction)), len(pairs) - 1)
     val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
-    tower = _Tower(cfg, pairs, base, base_spec)
-    text_t = torch.from_numpy(text_vecs)
-    logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+    tower = _Tower(cfg, pairs, base, base_spec, device)
+    text_t = torch.from_numpy(text_vecs).to(device)
+    logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature), device=device))
     opt = torch.optim.AdamW(
         [{"params": tower.net.parameters()}, {"params": [logit_scale], "weight_decay": 0.0}],
         lr=cfg.lr,
@@ -323,17 +333,18 @@ def train(
                     idx = hard_batch(idx, groups, cfg.hard_batch_fraction, rng)
                 choice = np.array([pick_caption(cap_ids[i], cfg.first_caption_p, rng) for i in idx])
                 img = torch.nn.functional.normalize(tower.forward_train(idx, gen).float(), dim=1)
+                choice_t = torch.from_numpy(choice).to(device)
                 loss = info_nce(
                     img,
-                    text_t[choice],
-                    torch.from_numpy(choice),
+                    text_t[choice_t],
+                    choice_t,
                     logit_scale,
-                    torch.from_numpy(idx),
+                    torch.from_numpy(idx).to(device),
                     soft=cfg.soft_targets,
                     soft_temperature=cfg.soft_target_temperature,
                 )
                 if cfg.align_loss_weight > 0:
-                    loss = loss + cfg.align_loss_weight * (img - text_t[choice]).pow(2).sum(dim=1).mean()
+                    loss = loss + cfg.align_loss_weight * (img - text_t[choice_t]).pow(2).sum(dim=1).mean()
                 if cfg.vocab_loss_weight > 0:
                     loss = loss + cfg.vocab_loss_weight * vocab_loss(
                         img, text_t, [cap_ids[i] for i in idx], logit_scale
@@ -359,7 +370,7 @@ def train(
             score = float(row.get(cfg.select, -math.inf))
             if score > report.best_score:
                 report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
-                state, arch = tower.eval_net.state_dict(), tower.arch
+                state, arch = _cpu_state(tower.eval_net), tower.arch
                 if cfg.gap_shift or cfg.arch.gap_shift:
                     state, arch = with_gap_shift(
                         tower, pairs, train_idx, text_vecs, cap_ids, np.random.default_rng(cfg.seed)
@@ -401,9 +412,29 @@ def with_gap_shift(  # type: ignore[no-untyped-def]
     vector minus the mean image vector over (up to 4,096) training pairs."""
     sample = np.sort(rng.choice(train_idx, size=min(len(train_idx), 4096), replace=False))
     gap = text_vecs[[cap_ids[i][0] for i in sample]].mean(axis=0) - tower.encode(pairs.pixels[sample]).mean(axis=0)
-    state = dict(tower.eval_net.state_dict())
+    state = _cpu_state(tower.eval_net)
     state[f"{len(tower.net)}.gap"] = torch.from_numpy(gap.astype(np.float32))
     return state, PictogramConfig.from_dict({**tower.arch.to_dict(), "gap_shift": True})
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for TrainConfig.device; a GPU that is asked for but absent is one clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"training device {name!r}: torch sees no CUDA GPU here (use cpu or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InvalidArgumentError(f"training device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidArgumentError(f"training device {name!r}: MPS is not available here (use cpu or auto)")
+    return device
+
+
+def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
 def balance_weights(pairs: PairSet, train_idx: np.ndarray, power: float) -> np.ndarray | None:
