@@ -35,17 +35,22 @@ class CachedText(Encoder):
     name = "minilm"
     modalities = frozenset({Modality.TEXT})
 
-    def __init__(self, cache: Path) -> None:
-        from xmodal.encoders.minilm import MiniLMEncoder
+    def __init__(self, cache: Path, cache_only: bool = False) -> None:
+        """``cache_only``: never load MiniLM (a machine without it, fed by
+        scripts/pictogram_cache_transfer.py); a text list missing from the cache is an error."""
+        from xmodal.encoders.minilm import MINILM_SPACE, MiniLMEncoder
 
-        self.inner = MiniLMEncoder()
-        self.dim, self.space, self.version = self.inner.dim, self.inner.space, self.inner.version
+        self.inner = None if cache_only else MiniLMEncoder()
+        self.dim, self.space = 384, MINILM_SPACE
+        self.version = self.inner.version if self.inner is not None else "cache-only"
         self.cache = cache
 
     def info(self):  # type: ignore[no-untyped-def]
-        return self.inner.info()
+        return self.inner.info() if self.inner is not None else Encoder.info(self)
 
     def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        if self.inner is None:
+            raise SystemExit("--text-cache-only: encode_batch needs MiniLM")
         return self.inner.encode_batch(modality, inputs)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -53,6 +58,8 @@ class CachedText(Encoder):
         path = self.cache / f"text-{key}.npy"
         if path.is_file():
             return np.load(path)
+        if self.inner is None:
+            raise SystemExit(f"--text-cache-only: {path} is not in the cache")
         vecs = self.inner.encode_text(texts)
         self.cache.mkdir(parents=True, exist_ok=True)
         np.save(path, vecs)
@@ -111,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, help="JSON overrides of TrainConfig / arch / augment")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--text-cache-only",
+        action="store_true",
+        help="read caption vectors from DATA/cache only, never load MiniLM (see scripts/pictogram_cache_transfer.py)",
+    )
     args = ap.parse_args(argv)
     over: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
     arch = PictogramConfig.from_dict(over.pop("arch", {}))
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "augment": aug,
         }
     )
-    text = CachedText(args.data / "cache")
+    text = CachedText(args.data / "cache", cache_only=args.text_cache_only)
     pairs = load_npz_pairs(args.data / "train.npz", args.data / "train.json")
     evals = [heldout_evaluator(args.data, s, text) for s in HELDOUT]
     for s, (_, n, q) in zip(HELDOUT, evals, strict=True):
