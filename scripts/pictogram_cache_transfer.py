@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("src", type=Path)
     ap.add_argument("dst", type=Path)
     args = ap.parse_args(argv)
+    needed, kind = ("train.npz", "data cache") if args.action == "pack" else ("train.meta.json", "packed cache")
+    if not (args.src / needed).is_file():
+        ap.error(f"{args.src}: no {needed} here; not a {kind}")
     (pack if args.action == "pack" else unpack)(args.src, args.dst)
     return 0
 

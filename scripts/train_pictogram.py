@@ -41,8 +41,10 @@ class CachedText(Encoder):
         from xmodal.encoders.minilm import MINILM_SPACE, MiniLMEncoder
 
         self.inner = None if cache_only else MiniLMEncoder()
-        self.dim, self.space = 384, MINILM_SPACE
-        self.version = self.inner.version if self.inner is not None else "cache-only"
+        if self.inner is None:
+            self.dim, self.space, self.version = 384, MINILM_SPACE, "cache-only"
+        else:
+            self.dim, self.space, self.version = self.inner.dim, self.inner.space, self.inner.version
         self.cache = cache
 
     def info(self):  # type: ignore[no-untyped-def]

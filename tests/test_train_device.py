@@ -45,6 +45,17 @@ def _check_saved(out: Path) -> None:
     assert vecs.shape == (1, 384) and np.isfinite(vecs).all()
 
 
+@pytest.mark.parametrize("bad", ["cuda:x", "cuda:-1"])
+def test_cli_malformed_device_gives_one_line(bad: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from xmodal.cli.main import main
+
+    (tmp_path / "pairs.jsonl").write_text("{}\n", encoding="utf-8")
+    assert main(["train", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "m"), "--device", bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xmodal: error: training device must be") and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_default_device_is_the_cpu() -> None:
     assert TrainConfig().device == "cpu" and resolve_device("cpu") == torch.device("cpu")
 
@@ -57,7 +68,7 @@ def test_auto_trains_where_torch_can_and_saves_cpu_weights(pairs: PairSet, text,
     _check_saved(tmp_path / "m")
 
 
-@pytest.mark.parametrize("bad", ["tpu", "gpu", "", "cuda0"])
+@pytest.mark.parametrize("bad", ["tpu", "gpu", "", "cuda0", "cuda:x", "cuda:-1", "cuda:", "cpu:1", " cpu"])
 def test_unknown_device_names_are_refused(bad: str) -> None:
     with pytest.raises(InvalidArgumentError, match="training device must be"):
         TrainConfig(device=bad)

@@ -9,6 +9,7 @@ soon as it is reached, so Ctrl-C or a crash never loses or corrupts it.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from collections import Counter
@@ -119,7 +120,7 @@ class TrainConfig:
                 "need 0 <= soft_targets < 1 and soft_target_temperature > 0 "
                 f"(got {self.soft_targets}, {self.soft_target_temperature})"
             )
-        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        if not re.fullmatch(r"cpu|mps|auto|cuda(:\d+)?", self.device):
             raise InvalidArgumentError(f"training device must be cpu, cuda, cuda:N, mps or auto, got {self.device!r}")
         if not 0 < self.min_temperature <= self.init_temperature:
             raise InvalidArgumentError(
@@ -192,13 +193,13 @@ class _Tower:
         rgb = composite_white(pixels)
         return self.base.encode_images([Image.fromarray(x) for x in rgb])
 
-    def train_inputs(self, idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-        t = torch.from_numpy(idx).to(self.device)
+    def train_inputs(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """``idx``: the batch's image indices, on the training device."""
         if self.features is not None:
-            return self.features[t]
-        return augment_batch(self.pixels[t], self.mono[t], self.arch.image_size, self.cfg.augment, gen)
+            return self.features[idx]
+        return augment_batch(self.pixels[idx], self.mono[idx], self.arch.image_size, self.cfg.augment, gen)
 
-    def forward_train(self, idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+    def forward_train(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x = self.train_inputs(idx, gen)
         if not self.cfg.bf16:
             return self.net(x)
@@ -332,14 +333,14 @@ def train(
                 if groups is not None:
                     idx = hard_batch(idx, groups, cfg.hard_batch_fraction, rng)
                 choice = np.array([pick_caption(cap_ids[i], cfg.first_caption_p, rng) for i in idx])
-                img = torch.nn.functional.normalize(tower.forward_train(idx, gen).float(), dim=1)
-                choice_t = torch.from_numpy(choice).to(device)
+                idx_t, choice_t = torch.from_numpy(idx).to(device), torch.from_numpy(choice).to(device)
+                img = torch.nn.functional.normalize(tower.forward_train(idx_t, gen).float(), dim=1)
                 loss = info_nce(
                     img,
                     text_t[choice_t],
                     choice_t,
                     logit_scale,
-                    torch.from_numpy(idx).to(device),
+                    idx_t,
                     soft=cfg.soft_targets,
                     soft_temperature=cfg.soft_target_temperature,
                 )
@@ -370,11 +371,12 @@ def train(
             score = float(row.get(cfg.select, -math.inf))
             if score > report.best_score:
                 report.best_score, report.best_epoch, bad_epochs = score, epoch, 0
-                state, arch = _cpu_state(tower.eval_net), tower.arch
                 if cfg.gap_shift or cfg.arch.gap_shift:
                     state, arch = with_gap_shift(
                         tower, pairs, train_idx, text_vecs, cap_ids, np.random.default_rng(cfg.seed)
                     )
+                else:
+                    state, arch = _cpu_state(tower.eval_net), tower.arch
                 save_model_dir(
                     out,
                     state,
