@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-test demo test lint typecheck unit bench clean
+.PHONY: setup setup-test demo test lint typecheck unit bench pictogram clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,13 @@ test: lint typecheck unit
 
 bench: setup
 	$(BIN)/python bench/bench_core.py
+
+# Rebuild the bundled pictogram model from its npm sources (CPU, <= 90 min on 2 cores).
+OUT ?= pictogram-model
+CACHE ?= $(HOME)/.cache/xmodal-picto
+pictogram: setup
+	$(BIN)/python -m pip install -q -e ".[train]"
+	PYTHON=$(abspath $(BIN))/python bash scripts/train_pictogram.sh $(OUT) $(CACHE)
 
 clean:
 	rm -rf demo-data .xmodal .pytest_cache .mypy_cache .ruff_cache

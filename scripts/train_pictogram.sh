@@ -2,6 +2,8 @@
 # The whole pictogram recipe, one command, CPU only:
 #   fetch npm packages -> render -> embed captions (MiniLM, once) -> train -> model dir.
 # Usage: scripts/train_pictogram.sh [OUT_DIR] [CACHE_DIR]   (defaults: ./pictogram-model, ~/.cache/xmodal-picto)
+# or:    make pictogram [OUT=DIR] [CACHE=DIR]   (installs the train extra into .venv first)
+# Needs: npm, and a Python (PYTHON=...) with xmodal's dependencies and the train extra.
 # Budget: <= 90 min on 2 cores (the recipe stops itself after 4300 s of training).
 set -euo pipefail
 OUT=${1:-pictogram-model}
@@ -9,6 +11,13 @@ CACHE=${2:-${HOME}/.cache/xmodal-picto}
 PY=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+fail() { echo "train_pictogram: $*" >&2; exit 2; }
+if [ ! -f "$CACHE/data/train.npz" ]; then
+  command -v npm >/dev/null || fail "needs npm to fetch the icon and emoji packages (apt-get install npm)"
+  $PY -c "import resvg_py" 2>/dev/null || fail "needs the train extra to render icons: pip install -e '.[train]' (or run: make pictogram)"
+fi
+$PY -c "import xmodal" 2>/dev/null || PYTHONPATH="$HERE" $PY -c "import torch, faiss" 2>/dev/null \
+  || fail "$PY lacks xmodal's dependencies: run make setup first (or make pictogram), or set PYTHON"
 mkdir -p "$CACHE/npm/x"
 PACKAGES=(
   emoji-datasource-google@16.0.0 emoji-datasource-twitter@16.0.0 emojibase-data@17.0.0 emojilib@4.0.3

@@ -22,6 +22,8 @@ from xmodal.types import Modality
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the tests talk to servers on loopback; a CI machine's HTTP(S)_PROXY must not catch that
+os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1,localhost"]))
 
 BOW_DIM = 256
 

@@ -162,7 +162,10 @@ def test_server_retention_setting_purges_and_drops_cached_results(tmp_path: Path
         ]
         env.coll.catalog._db.execute("UPDATE items SET created_at = created_at - 31 * 86400 WHERE id = ?", (old_id,))
         svc = env.client.app.state.service  # type: ignore[attr-defined]
-        assert svc.retention()["items_deleted"] == 1
+        # the server's own first retention pass runs in a thread at startup; on a loaded machine
+        # it may come after the ageing above and purge the item itself, so count either pass
+        assert svc.retention()["items_deleted"] in (0, 1)
+        assert env.client.get(f"/items/{old_id}", headers=env.h("admin")).status_code == 404
         assert env.client.post("/search", headers=env.h("alice"), json=ask).json()["hits"] == []
 
 
@@ -209,7 +212,8 @@ def test_appends_wait_for_a_purge_in_another_process(tmp_path: Path) -> None:
         replacement = tmp_path / "audit.jsonl.tmp"
         replacement.write_bytes(log.path.read_bytes())
         os.replace(replacement, log.path)
-    writer.join(5)
+    writer.join(60)
+    assert not writer.is_alive()
     assert [e["query"] for e in log.entries()] == ["old", "new"]
     assert log.verify() == []
 

@@ -266,7 +266,7 @@ def test_bad_preview_signatures(api: ApiEnv) -> None:
     hit = api.client.post("/search", headers=api.h("alice"), json={"text": "lake"}).json()["hits"][0]
     url = hit["preview_url"]
     assert api.client.get(url).status_code == 200
-    assert_error(api.client.get(url[:-4] + "0000"), 401, "signature")
+    assert_error(api.client.get(url[:-1] + ("1" if url.endswith("0") else "0")), 401, "signature")
     assert_error(api.client.get(url.replace("exp=", "exp=1")), 401, "signature")
     assert_error(api.client.get(url.replace("exp=", "exp=x")), 401, "malformed")
     assert_error(api.client.get(url[:-1] + "é"), 401, "malformed")  # compare_digest: ASCII only

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from test_train import SHAPES, _cfg, draw
 
+from xmodal.encoders import registry as registry_module
 from xmodal.encoders.base import Encoder
 from xmodal.encoders.pictogram import PictogramEncoder
-from xmodal.encoders.registry import default_registry
+from xmodal.encoders.registry import EncoderRegistry
 from xmodal.types import Modality
 
 
@@ -51,8 +52,9 @@ class TinyCLIPImageEncoder(Encoder):
 
 
 @pytest.fixture()
-def tiny_base(tmp_path: Path):  # type: ignore[no-untyped-def]
-    registry = default_registry()
+def tiny_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    registry = EncoderRegistry()  # this test's own process-wide registry, put back afterwards
+    monkeypatch.setattr(registry_module, "_default", registry)
     registry.register("tinyclip-image", lambda ref: TinyCLIPImageEncoder(ref or str(tmp_path / "clip")))
     spec = f"tinyclip-image:{tmp_path / 'clip'}"
     return spec, registry.load(spec)

@@ -21,18 +21,23 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None, 
     """Start ``app`` on ``host`` and yield its base URL; stop it on exit."""
     import uvicorn
 
-    port = port or free_port(host)
+    # bind here and hand the socket over: no window in which another process can take the port
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port or 0))
+    port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_kw)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
     try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
         yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()

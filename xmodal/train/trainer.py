@@ -269,7 +269,25 @@ def train(
     log: Callable[[str], None] | None = None,
     base_spec: str = "",
 ) -> TrainReport:
-    """Train and save the best epoch to ``out``; returns the per-epoch report."""
+    """Train and save the best epoch to ``out``; returns the per-epoch report. Uses
+    ``cfg.threads`` torch threads and gives the caller's thread count back afterwards."""
+    previous_threads = torch.get_num_threads()
+    try:
+        return _train(pairs, text_encoder, out, cfg, evaluators, base, log, base_spec)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    pairs: PairSet,
+    text_encoder: Encoder,
+    out: Path,
+    cfg: TrainConfig,
+    evaluators: Sequence[Evaluator],
+    base: Encoder | None,
+    log: Callable[[str], None] | None,
+    base_spec: str,
+) -> TrainReport:
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(out)
     check_out_dir(out)
