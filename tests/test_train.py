@@ -15,7 +15,7 @@ from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import InvalidArgumentError, ModelError
 from xmodal.train.augment import AugmentConfig
 from xmodal.train.data import load_pairs
-from xmodal.train.trainer import TrainConfig, train
+from xmodal.train.trainer import TrainConfig, next_epoch_overruns, train
 
 SHAPES = ["circle", "square", "triangle", "cross", "horizontal line", "vertical line"]
 TINY_ARCH = PictogramConfig(image_size=16, stages=((8, 1), (16, 1)), head="flatten")
@@ -463,6 +463,29 @@ SOFT_BAD = [
 def test_out_of_range_soft_targets_and_temperature_floor_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidArgumentError, match=r"soft_targets|min_temperature"):
         TrainConfig(**bad)
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun_it() -> None:
+    # t0 = 0 (start, incl. caption embedding 10 s), epochs from 10 s, 3 epochs done at 310 s (100 s each)
+    assert not next_epoch_overruns(0.0, 0.0, 10.0, 3, now=310.0)  # no budget
+    assert not next_epoch_overruns(410.0, 0.0, 10.0, 3, now=310.0)  # 310 + 100 = 410: fits exactly
+    assert next_epoch_overruns(409.0, 0.0, 10.0, 3, now=310.0)
+    assert next_epoch_overruns(300.0, 0.0, 10.0, 3, now=310.0)  # already past it
+
+
+def test_time_budget_in_training(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs, lines = load_pairs(pairs_file), []
+    report = train(pairs, minilm, tmp_path / "m", _cfg(epochs=3, time_budget_s=1e-6), log=lines.append)
+    assert len(report.epochs) == 1 and report.best_epoch == 1  # one epoch always runs, then it stops
+    assert any("epoch 2 would end past" in line for line in lines)
+    report = train(pairs, minilm, tmp_path / "n", _cfg(epochs=2, time_budget_s=3600.0), log=lines.append)
+    assert len(report.epochs) == 2
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan")])
+def test_bad_time_budget_is_refused(bad: float) -> None:
+    with pytest.raises(InvalidArgumentError, match="time_budget_s"):
+        TrainConfig(time_budget_s=bad)
 
 
 def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_best_checkpoint(pairs_file: Path, tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ class TrainConfig:
     threads: int = 1
     init_temperature: float = 0.07
     steps_per_epoch: int = 0  # 0: one pass over the training pairs
-    time_budget_s: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
+    # 0: no limit; else no epoch starts that would end past it (judged by the mean epoch so far)
+    time_budget_s: float = 0.0
     select: str = "val_t2i_recall@10"
     # > 0 adds image -> all-captions cross-entropy (every caption of the training set is a
     # class; all captions of the image are its positives; cheap because the text side is
@@ -122,6 +123,10 @@ class TrainConfig:
             )
         if not re.fullmatch(r"cpu|mps|auto|cuda(:\d+)?", self.device):
             raise InvalidArgumentError(f"training device must be cpu, cuda, cuda:N, mps or auto, got {self.device!r}")
+        if not (self.time_budget_s >= 0 and math.isfinite(self.time_budget_s)):
+            raise InvalidArgumentError(
+                f"time_budget_s must be 0 (no limit) or a positive number, got {self.time_budget_s}"
+            )
         if not 0 < self.min_temperature <= self.init_temperature:
             raise InvalidArgumentError(
                 f"need 0 < min_temperature <= init_temperature (got {self.min_temperature}, {self.init_temperature})"
@@ -339,6 +344,7 @@ def _train(
         f"{steps} steps x {cfg.epochs} epochs of {bs}"
     )
     bad_epochs = 0
+    loop_t0 = time.monotonic()
     try:
         for epoch in range(1, cfg.epochs + 1):
             tower.net.train()
@@ -408,8 +414,8 @@ def _train(
                     report.stopped_early = True
                     log(f"early stop: {cfg.select} did not improve for {cfg.patience} epochs")
                     break
-            if cfg.time_budget_s and time.monotonic() - t0 > cfg.time_budget_s:
-                log("time budget reached")
+            if epoch < cfg.epochs and next_epoch_overruns(cfg.time_budget_s, t0, loop_t0, epoch):
+                log(f"time budget: epoch {epoch + 1} would end past {cfg.time_budget_s:g} s; stopping")
                 break
     except KeyboardInterrupt:
         report.interrupted = True
@@ -435,6 +441,16 @@ def with_gap_shift(  # type: ignore[no-untyped-def]
     state = _cpu_state(tower.eval_net)
     state[f"{len(tower.net)}.gap"] = torch.from_numpy(gap.astype(np.float32))
     return state, PictogramConfig.from_dict({**tower.arch.to_dict(), "gap_shift": True})
+
+
+def next_epoch_overruns(budget_s: float, t0: float, loop_t0: float, done: int, now: float | None = None) -> bool:
+    """Would one more epoch, as long as the mean of the ``done`` ones since ``loop_t0``, end past
+    ``budget_s`` counted from ``t0``? Never with no budget (0). Stopping *before* such an epoch
+    keeps the whole run inside the budget instead of one epoch past it."""
+    if not budget_s:
+        return False
+    now = time.monotonic() if now is None else now
+    return now - t0 + (now - loop_t0) / max(1, done) > budget_s
 
 
 def resolve_device(name: str) -> torch.device:
