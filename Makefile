@@ -37,9 +37,12 @@ bench: setup
 # Rebuild the bundled pictogram model from its npm sources (CPU, <= 90 min on 2 cores).
 OUT ?= pictogram-model
 CACHE ?= $(HOME)/.cache/xmodal-picto
-pictogram: setup
-	$(BIN)/python -m pip install -q -e ".[train]"
+pictogram: $(VENV)/.train-installed
 	PYTHON=$(abspath $(BIN))/python bash scripts/train_pictogram.sh $(OUT) $(CACHE)
+
+$(VENV)/.train-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[train]"
+	touch $@
 
 clean:
 	rm -rf demo-data .xmodal .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from build_pictogram_data import HELDOUT_SETS as HELDOUT  # the sets it writes; scripts/ is on sys.path
 
 from xmodal.encoders.base import Encoder
 from xmodal.encoders.pictogram import PictogramConfig, PictogramEncoder
@@ -25,8 +26,6 @@ from xmodal.train.augment import AugmentConfig
 from xmodal.train.data import load_npz_pairs
 from xmodal.train.trainer import ImageEncodeFn, TrainConfig, train
 from xmodal.types import Modality
-
-HELDOUT = ("fluent-emoji-flat", "bi", "heroicons")
 
 
 class CachedText(Encoder):
