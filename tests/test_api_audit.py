@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -134,8 +135,15 @@ def test_audit_cli_filters_and_verifies(api: ApiEnv, capsys: pytest.CaptureFixtu
 
 
 def test_serve_cli_rejects_bad_options(api: ApiEnv, tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError):
-        cli(["serve", "-c", str(api.coll.path), "--port", "0"])
+    for port in ("-1", "65536"):
+        with pytest.raises(InvalidArgumentError, match="--port must be 0-65535"):
+            cli(["serve", "-c", str(api.coll.path), "--port", port])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(InvalidArgumentError, match=f"port {port} on 127.0.0.1 is in use"):
+            cli(["serve", "-c", str(api.coll.path), "--port", port])
     with pytest.raises(InvalidArgumentError):
         cli(["serve", "-c", str(api.coll.path), "--index-root", str(tmp_path / "missing")])
 

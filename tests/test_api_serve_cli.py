@@ -3,10 +3,14 @@ stops cleanly. Uses the real default model (loaded once, at start)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +18,6 @@ import httpx
 import pytest
 
 from xmodal.access.store import AccessStore
-from xmodal.api.server import free_port
 from xmodal.collection import Collection
 
 pytestmark = pytest.mark.slow
@@ -40,23 +43,32 @@ def test_serve_command_serves_the_collection(tmp_path: Path) -> None:
     store.set_default_access(True)
     key, _ = store.create_key("viewer")
     store.close()
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "serve", "-c", str(tmp_path / "coll"), "--port", str(port),
+        [sys.executable, "-c", LAUNCH, "serve", "-c", str(tmp_path / "coll"), "--port", "0",
          "--log-level", "warning"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    lines: queue.Queue[str] = queue.Queue()
+    stream = proc.stdout
+    assert stream is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in stream], daemon=True)
+    reader.start()
+    out: list[str] = []
     try:
         deadline = time.monotonic() + 120
+        while not (found := re.search(r"serving .* at (http://127\.0\.0\.1:\d+)/", "".join(out))):
+            with contextlib.suppress(queue.Empty):
+                out.append(lines.get(timeout=1))
+            assert (time.monotonic() < deadline and reader.is_alive()) or not lines.empty(), "".join(out)
+        base = found.group(1)  # --port 0: the server says which port it got
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert proc.poll() is None, "".join(out)
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.3)
         r = httpx.post(f"{base}/search", headers={"X-API-Key": key}, json={"text": "nocturnal bird", "k": 1})
@@ -65,6 +77,8 @@ def test_serve_command_serves_the_collection(tmp_path: Path) -> None:
         assert httpx.post(f"{base}/search", json={"text": "owl"}).status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
-    assert "serving" in out
+        proc.wait(timeout=60)
+    reader.join(30)
+    while not lines.empty():
+        out.append(lines.get())
+    assert proc.returncode == 0, "".join(out)
