@@ -6,6 +6,7 @@ the transformers docs do it; the adapter must agree, which shows its preprocessi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -24,6 +25,7 @@ from PIL import Image  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
 from xmodal.encoders.base import Encoder  # noqa: E402
+from xmodal.encoders.hf_clap import _seeded_numpy  # noqa: E402
 from xmodal.encoders.registry import EncoderRegistry  # noqa: E402
 from xmodal.errors import InvalidQueryError, ModelError  # noqa: E402
 from xmodal.media.audio import AudioClip  # noqa: E402
@@ -263,9 +265,9 @@ def _reference_audio(directory: Path, waveforms: list[np.ndarray], seed: int | N
     out = []
     with torch.inference_mode():
         for wave in waveforms:  # one clip per call: the extractor's batch handling is random
-            if seed is not None:
-                np.random.seed(seed)
-            inputs = processor.feature_extractor(wave, sampling_rate=48_000, return_tensors="pt")
+            # the encoder's own seeding (restores numpy's global RNG afterwards)
+            with _seeded_numpy(seed) if seed is not None else contextlib.nullcontext():
+                inputs = processor.feature_extractor(wave, sampling_rate=48_000, return_tensors="pt")
             inputs["input_features"] = inputs["input_features"].float()
             out.append(_normalise(model.get_audio_features(**inputs)))
     return np.concatenate(out)
