@@ -1,7 +1,9 @@
-"""Run an app with uvicorn in a background thread (tests, benchmarks, the browser test)."""
+"""Listening sockets for ``xmodal serve``, and an app run with uvicorn in a background thread
+(tests, benchmarks, the browser test)."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -9,11 +11,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from xmodal.errors import InvalidArgumentError
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when the host has a colon), or one clear error
+    (:class:`InvalidArgumentError`: port in use, not permitted, unknown host)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} on {host} is in use; pick another with --port (0 = any free port)"
+        elif exc.errno == errno.EACCES:
+            why = f"no permission to listen on port {port} (ports below 1024 need root); use --port 8000 or above"
+        else:
+            why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise InvalidArgumentError(why) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @contextmanager
@@ -22,9 +40,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None, 
     import uvicorn
 
     # bind here and hand the socket over: no window in which another process can take the port
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port or 0))
+    sock = listen_socket(host, port or 0)
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_kw)
     server = uvicorn.Server(config)

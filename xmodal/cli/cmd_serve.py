@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import ipaddress
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xmodal.api import create_app
+    from xmodal.api.server import listen_socket
     from xmodal.api.settings import ServeSettings
     from xmodal.collection import Collection
 
@@ -48,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
         raise MissingDependencyError("serving needs the 'serve' extra: pip install 'xmodal[serve]'") from exc
     # Bind here, not in uvicorn: a taken port is one clear line, and --port 0 can say which port it got.
     sock = listen_socket(args.host, args.port)
+    port = int(sock.getsockname()[1])
     coll = None
     try:
         coll = Collection.open(args.collection)  # fails here, with one line, if there is none
         settings = ServeSettings(
             collection=coll.path,
             host=args.host,
-            port=sock.getsockname()[1],
+            port=port,
             index_root=args.index_root.resolve() if args.index_root else None,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             retention_days=args.retention_days,
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             create_app(settings, collection=coll),
             host=args.host,
-            port=args.port,
+            port=port,
             log_level=args.log_level,
             # Let an over-long request line reach the app, which answers a JSON 400 saying why.
             h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
@@ -82,25 +82,6 @@ def run(args: argparse.Namespace) -> int:
     if not server.started:
         raise XmodalError("the server did not start (see the log above)")
     return 0
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (IPv6 when the host has a colon), or one clear error."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            why = f"port {port} on {host} is in use; pick another with --port (0 = any free port)"
-        elif exc.errno == errno.EACCES:
-            why = f"no permission to listen on port {port} (ports below 1024 need root); use --port 8000 or above"
-        else:
-            why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        raise InvalidArgumentError(why) from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def _is_loopback(host: str) -> bool:
