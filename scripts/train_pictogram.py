@@ -86,6 +86,33 @@ def remeasure_gap(model_dir: Path, pairs: Any, text: Encoder, seed: int) -> None
     save_file(state, str(model_dir / WEIGHTS_FILE))
 
 
+def add_hubness(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings: dict[str, Any], float16: bool) -> None:
+    """Fit the hubness correction (bank of caption centroids from every training caption; the
+    training pictures' mean hub score over the 4,096 pairs the gap uses) and/or store the
+    weights as float16. ``settings``: hubness_bank / hubness_k / hubness_weight (bank 0: none)."""
+    from xmodal.train.hubness import fit_hubness, store_float16
+    from xmodal.train.trainer import embed_captions
+
+    rows = int(settings.get("hubness_bank", 0))
+    if rows <= 0:
+        store_float16(model_dir)
+        return
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    _, caption_vecs, _ = embed_captions(pairs, text)
+    pictures = PictogramEncoder(str(model_dir)).encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
+    fit_hubness(
+        model_dir,
+        caption_vecs,
+        pictures,
+        rows=rows,
+        k=int(settings.get("hubness_k", 10)),
+        weight=float(settings.get("hubness_weight", 0.5)),
+        seed=seed,
+        float16=float16,
+    )
+
+
 def composite_pil(pixels: np.ndarray) -> list[Any]:
     from PIL import Image
 
@@ -124,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read caption vectors from DATA/cache only, never load MiniLM (see scripts/pictogram_cache_transfer.py)",
     )
+    ap.add_argument(
+        "--finish-only",
+        action="store_true",
+        help="do not train: apply the config's inference settings (gap, hubness, float16) to the model in --out",
+    )
     args = ap.parse_args(argv)
     over: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
     arch = PictogramConfig.from_dict(over.pop("arch", {}))
@@ -131,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     # the model trains on the usual scale augmentation, then every picture it encodes is first
     # fitted to its drawing, which removes the icon sets' different paddings)
     inference = over.pop("inference", {})
+    # fitted after the gap (they need the final preprocessing): see xmodal.train.hubness
+    hubness = {k: inference.pop(k) for k in ("hubness_bank", "hubness_k", "hubness_weight") if k in inference}
+    float16 = bool(over.pop("float16_weights", False))
     aug = AugmentConfig.from_dict(over.pop("augment", {}))
     cfg = TrainConfig(
         **{
@@ -155,16 +190,28 @@ def main(argv: list[str] | None = None) -> int:
         row["heldout_mean_t2i_recall@10"] = float(np.mean([row[f"{s}_t2i_recall@10"] for s in HELDOUT]))
         return row
 
-    report = train(pairs, text, args.out, cfg, evaluators=[mean_eval])
+    report = None if args.finish_only else train(pairs, text, args.out, cfg, evaluators=[mean_eval])
     config_path = args.out / "config.json"
-    if inference and config_path.is_file():
+    if (inference or hubness or float16) and config_path.is_file():
         final = PictogramConfig.from_dict({**json.loads(config_path.read_text(encoding="utf-8")), **inference})
         config_path.write_text(json.dumps(final.to_dict(), indent=2), encoding="utf-8")
         if final.gap_shift:
             remeasure_gap(args.out, pairs, text, cfg.seed)
+        if hubness or float16:
+            add_hubness(args.out, pairs, text, cfg.seed, hubness, float16)
+        # the card says what was applied after training (and, with --finish-only, to which version)
+        card_path = args.out / "xmodal_encoder.json"
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["after_training"] = {**inference, **hubness, "float16_weights": float16}
+        card["version"] = cfg.version
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
         row = mean_eval(lambda px: PictogramEncoder(str(args.out)).encode_images(composite_pil(px)))
         (args.out / "heldout_final.json").write_text(json.dumps(row, indent=1), encoding="utf-8")
-        print(f"inference settings {inference}: held-out mean t2i R@10 {row['heldout_mean_t2i_recall@10']:.4f}")
+        print(
+            f"inference settings {inference | hubness}: held-out mean t2i R@10 {row['heldout_mean_t2i_recall@10']:.4f}"
+        )
+    if report is None:
+        return 0
     print(
         json.dumps(
             {

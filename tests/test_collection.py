@@ -225,6 +225,9 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     stale = Collection.open(tmp_path / "coll", registry=upgraded)
     with pytest.raises(EncoderMismatchError, match="reembed"):
         stale.search("invoice")
+    assert stale.encoder_change() == "text encoder changed: bow 1 -> bow 2"
+    stale.reembed(stale.config.model)  # what the demo does with its own collection
+    assert stale.encoder_change() is None and names(stale.search("invoice", k=1)) == ["invoice.txt"]
     stale.close()
 
 

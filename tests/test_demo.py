@@ -24,3 +24,30 @@ def test_demo_finds_every_expected_item(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert missed == 0, text
     assert text.count("[ok]") == 6 and "0 failed" in text
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make setup installs it)")
+def test_demo_brings_its_own_stale_collection_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo collection built by an earlier xmodal (another bundled model version) is re-embedded,
+    not left to fail at the first search."""
+    import json
+
+    from xmodal.encoders import registry
+    from xmodal.encoders.pictogram import PictogramEncoder
+
+    real_init = PictogramEncoder.__init__
+
+    def older(self: PictogramEncoder, ref: str | None = None) -> None:
+        real_init(self, ref)
+        self.version = "pictogram:0"
+
+    with monkeypatch.context() as m:  # the collection is built by "the previous release"
+        m.setattr(PictogramEncoder, "__init__", older)
+        m.setattr(registry, "_default", registry.EncoderRegistry())  # loaded encoders are cached there
+        assert run_demo(tmp_path, None, log=lambda _: None) == 0
+    manifest_path = tmp_path / "collection" / "manifest.json"
+    assert json.loads(manifest_path.read_text(encoding="utf-8"))["encoders"]["image"]["version"] == "pictogram:0"
+    lines: list[str] = []
+    assert run_demo(tmp_path, None, log=lines.append) == 0, "\n".join(lines)
+    assert any("image encoder changed" in line and "re-embedding" in line for line in lines)
+    assert json.loads(manifest_path.read_text(encoding="utf-8"))["encoders"]["image"]["version"] != "pictogram:0"

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from xmodal.encoders.minilm import MINILM_SPACE
 from xmodal.encoders.pictogram import PictogramConfig, PictogramEncoder, bundled_model_dir
 from xmodal.errors import ModelError
+from xmodal.types import Modality
 
 
 def _icon(size: int = 64, mode: str = "RGB") -> Image.Image:
@@ -125,3 +126,106 @@ def test_settings_name_the_content_fit_only_when_used(tmp_path) -> None:  # type
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "fit_content": 0.0}))
     assert "fit_content" not in PictogramEncoder(str(d)).settings()  # as before the setting existed
+
+
+def _tiny_model_dir(tmp_path, gap_shift: bool = True):  # type: ignore[no-untyped-def]
+    import torch
+    from safetensors.torch import save_file
+
+    from xmodal.encoders.pictogram import build_network
+
+    cfg = PictogramConfig.from_dict({"image_size": 16, "stages": [[4, 1], [8, 1]], "gap_shift": gap_shift})
+    torch.manual_seed(0)
+    net = build_network(cfg)
+    if gap_shift:
+        net[-1].gap.copy_(torch.full((384,), 0.01))
+    d = tmp_path / "tiny"
+    d.mkdir()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+    (d / "xmodal_encoder.json").write_text(json.dumps({"encoder": "pictogram", "version": "t"}), encoding="utf-8")
+    return d
+
+
+def _pictures() -> list[Image.Image]:
+    rng = np.random.default_rng(1)
+    return [Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)) for _ in range(6)] + [_icon()]
+
+
+def test_hubness_correction_lowers_hubs_along_the_caption_direction(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xmodal.train.hubness import fit_hubness
+
+    d = _tiny_model_dir(tmp_path)
+    before = PictogramEncoder(str(d))
+    pics = _pictures()
+    queries, plain = before.encode_query(Modality.IMAGE, pics), before.encode_images(pics)
+    rng = np.random.default_rng(2)
+    captions = rng.normal(size=(300, 384)).astype(np.float32) + 0.5  # a shared mean direction
+    captions /= np.linalg.norm(captions, axis=1, keepdims=True)
+    cfg = fit_hubness(d, captions, queries, rows=50, k=5, weight=0.5, float16=True)
+    assert (cfg.hubness_bank, cfg.hubness_k, cfg.hubness_weight) == (50, 5, 0.5)
+    after = PictogramEncoder(str(d))
+    assert after.config.hubness_bank == 50
+    # query pictures skip it; float16 storage moves vectors by rounding only
+    assert np.allclose(after.encode_query(Modality.IMAGE, pics), queries, atol=5e-3)
+    # indexed pictures: unit + gap - weight * (hub score - training mean) * m / |m|^2, normalised
+    from safetensors.numpy import load_file
+
+    w = load_file(str(d / "model.safetensors"))
+    assert all(v.dtype == np.float16 for v in w.values() if v.dtype.kind == "f")
+    bank, direction, mean = (
+        w[f"{len(after._net) - 1}.{k}"].astype(np.float32) for k in ("hub_bank", "hub_dir", "hub_mean")
+    )
+    q = after.encode_query(Modality.IMAGE, pics)
+    score = np.sort(q @ bank.T, axis=1)[:, -5:].mean(axis=1)
+    want = q + w[f"{len(after._net) - 1}.gap"].astype(np.float32) - 0.5 * (score - mean)[:, None] * direction
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = after.encode_images(pics)
+    assert np.allclose(got, want, atol=1e-4)
+    mean_caption = captions.mean(axis=0)
+    assert np.allclose(direction @ mean_caption, 1, atol=1e-2)
+    # the picture nearest the captions (the hub) loses the most against the mean caption
+    hub = int(np.argmax(score))
+    drop = plain @ mean_caption - got @ mean_caption
+    assert drop[hub] == pytest.approx(drop.max()) and drop[hub] > 0
+    assert abs(float(mean[0]) - float(np.mean(score))) < 0.05  # centred on the pictures it was fitted on
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"gap_shift": True, "hubness_bank": 5, "hubness_k": 6},
+        {"gap_shift": True, "hubness_bank": 5, "hubness_k": 0},
+        {"gap_shift": True, "hubness_bank": -1},
+        {"gap_shift": False, "hubness_bank": 5},
+    ],
+)
+def test_bad_hubness_configs(bad: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ModelError):
+        PictogramConfig.from_dict(bad)
+
+
+def test_hubness_needs_the_gap_shift_and_enough_captions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xmodal.errors import InvalidArgumentError
+    from xmodal.train.hubness import fit_hubness
+
+    caps = np.eye(384, dtype=np.float32)[:20]
+    with pytest.raises(InvalidArgumentError, match="gap shift"):
+        fit_hubness(_tiny_model_dir(tmp_path, gap_shift=False), caps, caps, rows=10, k=3)
+    d = tmp_path / "again"
+    d.mkdir()
+    m = _tiny_model_dir(d)
+    with pytest.raises(InvalidArgumentError, match="at least"):
+        fit_hubness(m, caps[:2], caps, rows=10, k=3)
+    assert PictogramEncoder(str(m)).config.hubness_bank == 0  # untouched
+
+
+def test_float16_storage_halves_the_weights(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xmodal.train.hubness import store_float16
+
+    d = _tiny_model_dir(tmp_path)
+    size, vecs = (d / "model.safetensors").stat().st_size, PictogramEncoder(str(d)).encode_images(_pictures())
+    store_float16(d)
+    assert (d / "model.safetensors").stat().st_size < 0.6 * size
+    assert np.allclose(PictogramEncoder(str(d)).encode_images(_pictures()), vecs, atol=5e-3)
+    assert oct((d / "model.safetensors").stat().st_mode & 0o777) == "0o644"

@@ -288,11 +288,15 @@ def test_saved_model_carries_the_modality_gap_shift(pairs_file: Path, tmp_path: 
     assert not np.allclose(q[0], a[0], atol=1e-3)
     plain = PictogramEncoder(str(tmp_path / "n"))
     assert np.allclose(plain.encode_query(Modality.IMAGE, [circle]), plain.encode_images([circle]))
-    # an arch that already says gap_shift (e.g. a shipped config.json reused) trains and loads
-    shifted_arch = PictogramConfig.from_dict({**TINY_ARCH.to_dict(), "gap_shift": True})
+    # an arch that already says gap_shift and hubness (e.g. a shipped config.json reused) trains
+    # and loads; the bank is fitted after training, so the new model has none yet
+    shifted_arch = PictogramConfig.from_dict(
+        {**TINY_ARCH.to_dict(), "gap_shift": True, "hubness_bank": 8, "hubness_k": 2}
+    )
     train(pairs, minilm, tmp_path / "o", _cfg(epochs=1, arch=shifted_arch), log=lambda m: None)
     again = PictogramEncoder(str(tmp_path / "o"))
     assert again.config.gap_shift and np.isfinite(again.encode_images([circle])).all()
+    assert again.config.hubness_bank == 0
 
 
 def test_hard_batches_keep_size_and_bring_look_alike_groups() -> None:
@@ -315,6 +319,15 @@ def test_hard_batch_training_runs(pairs_file: Path, tmp_path: Path, minilm) -> N
     cfg = _cfg(epochs=1, hard_batch_fraction=0.5, hard_group_size=2, first_caption_p=0.5)
     report = train(pairs, minilm, tmp_path / "m", cfg, log=lambda m: None)
     assert report.best_epoch == 1 and np.isfinite(report.epochs[0]["loss"])
+
+
+def test_late_hard_batches_leave_the_earlier_epochs_unchanged(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    pairs = load_pairs(pairs_file)
+    plain = train(pairs, minilm, tmp_path / "a", _cfg(epochs=2, patience=5), log=lambda m: None)
+    late = _cfg(epochs=2, patience=5, hard_batch_fraction=0.5, hard_group_size=2, hard_batch_from_epoch=2)
+    hard = train(pairs, minilm, tmp_path / "b", late, log=lambda m: None)
+    assert hard.epochs[0]["loss"] == plain.epochs[0]["loss"]  # groups are made when first needed
+    assert hard.epochs[1]["loss"] != plain.epochs[1]["loss"]
 
 
 def test_training_with_content_fitting(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]

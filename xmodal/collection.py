@@ -249,11 +249,16 @@ class Collection:
         finally:
             fh.close()
 
+    def encoder_change(self) -> str | None:
+        """None when the installed models make the stored vectors; else what changed (e.g. a new
+        version of the bundled model). Loads the models."""
+        return stored_infos_match(self.manifest.get("encoders", {}), self.embedder.infos())
+
     def _verify_encoders(self) -> None:
         """Models load lazily; the first time they do, check they still make the stored vectors."""
         if self._verified:
             return
-        change = stored_infos_match(self.manifest.get("encoders", {}), self.embedder.infos())
+        change = self.encoder_change()
         if change:
             raise EncoderMismatchError(f"{self.path}: {change}; re-embed with: xmodal index --reembed -c {self.path}")
         self._verified = True

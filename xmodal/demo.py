@@ -180,6 +180,10 @@ def run_demo(
     queries = build_corpus(corpus, log)
     coll_dir = collection or (root / "collection")
     with Collection.open(coll_dir, create=True) as coll:
+        change = coll.encoder_change()
+        if change:  # the demo's own collection, built by an earlier xmodal: bring it up to date
+            log(f"{change}: re-embedding the demo collection ...")
+            coll.reembed(coll.config.model)
         report = coll.add(
             [corpus / "texts", corpus / "scans", corpus / "recordings", corpus / "pictograms"], progress=progress
         )

@@ -50,6 +50,13 @@ class PictogramConfig:
     the corner colour) and pad it so it spans this share of the side. Icon sets pad their
     drawings differently (Bootstrap Icons touch the edges, Material ones keep 2 of 24 units);
     this removes that difference between sets.
+    ``hubness_bank`` > 0 (needs ``gap_shift``): indexed pictures also get a hubness correction
+    (query-bank normalisation, as in CSLS and QB-Norm): a picture whose unit vector sits close to
+    many captions -- a "hub" that would top unrelated text queries -- has its text scores lowered
+    by ``hubness_weight`` x (the mean cosine of its ``hubness_k`` nearest of ``hubness_bank``
+    caption centroids, minus that mean over training pictures). The offset is folded into the
+    vector along the mean-caption direction (``d = m / |m|^2``, so a caption's dot with it is
+    about 1), so any inner-product index applies it; query pictures skip it with the gap shift.
     """
 
     kind: str = "cnn"
@@ -63,6 +70,9 @@ class PictogramConfig:
     hidden: int = 512
     gap_shift: bool = False
     fit_content: float = 0.0
+    hubness_bank: int = 0
+    hubness_k: int = 10
+    hubness_weight: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +96,12 @@ class PictogramConfig:
             raise ModelError(f"pictogram config: unknown kind {cfg.kind!r}")
         if cfg.kind == "adapter" and (not cfg.base or cfg.in_dim <= 0):
             raise ModelError("pictogram adapter config needs 'base' and 'in_dim'")
+        if cfg.hubness_bank < 0 or (cfg.hubness_bank and not 1 <= cfg.hubness_k <= cfg.hubness_bank):
+            raise ModelError(
+                f"pictogram config: hubness_k {cfg.hubness_k} must be within 1-{cfg.hubness_bank} (hubness_bank)"
+            )
+        if cfg.hubness_bank and not cfg.gap_shift:
+            raise ModelError("pictogram config: hubness_bank needs gap_shift")
         return cfg
 
 
@@ -95,7 +111,7 @@ def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
 
     if cfg.kind == "adapter":
         mlp = [nn.Linear(cfg.in_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.embed_dim)]
-        return nn.Sequential(*mlp, *([gap_shift_module(cfg.embed_dim)] if cfg.gap_shift else []))
+        return nn.Sequential(*mlp, *([gap_shift_module(cfg)] if cfg.gap_shift else []))
     layers: list[nn.Module] = []
     in_ch = 3
     side = cfg.image_size
@@ -117,26 +133,46 @@ def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
         layers.append(nn.Dropout(cfg.head_dropout))
     layers.append(nn.Linear(feat, cfg.embed_dim))
     if cfg.gap_shift:
-        layers.append(gap_shift_module(cfg.embed_dim))
+        layers.append(gap_shift_module(cfg))
     return nn.Sequential(*layers)
 
 
-def gap_shift_module(dim: int):  # type: ignore[no-untyped-def]
-    """unit(x) + gap, with ``gap`` a saved buffer (zeros until the trainer measures it)."""
+def gap_shift_module(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
+    """unit(x) + gap, with ``gap`` a saved buffer (zeros until the trainer measures it); with
+    ``cfg.hubness_bank`` also minus the hubness offset along ``hub_dir`` (see PictogramConfig)."""
     import torch
     from torch import nn
 
+    dim, rows, k, weight = cfg.embed_dim, cfg.hubness_bank, cfg.hubness_k, cfg.hubness_weight
+
     class GapShift(nn.Module):
         gap: torch.Tensor
+        hub_bank: torch.Tensor
+        hub_dir: torch.Tensor
+        hub_mean: torch.Tensor
 
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("gap", torch.zeros(dim))
+            if rows:
+                self.register_buffer("hub_bank", torch.zeros(rows, dim))
+                self.register_buffer("hub_dir", torch.zeros(dim))
+                self.register_buffer("hub_mean", torch.zeros(1))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return nn.functional.normalize(x, dim=-1) + self.gap
+            unit = nn.functional.normalize(x, dim=-1)
+            out = unit + self.gap
+            if rows:
+                offset = hub_score(unit, self.hub_bank, k) - self.hub_mean
+                out = out - weight * offset[:, None] * self.hub_dir
+            return out
 
     return GapShift()
+
+
+def hub_score(unit: Any, bank: Any, k: int) -> Any:
+    """Mean cosine of each unit vector's ``k`` nearest rows of ``bank`` (torch tensors)."""
+    return (unit @ bank.t()).topk(k, dim=-1).values.mean(dim=-1)
 
 
 def images_to_array(images: Sequence[Any], size: int, fit_content: float = 0.0) -> np.ndarray:
@@ -227,6 +263,7 @@ class PictogramEncoder(Encoder):
         self.version = f"pictogram:{card.get('version', 'unknown')}"
         net = build_network(cfg)
         try:
+            # weights may be stored as float16 (the bundled model is); they run as float32
             net.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
         except (RuntimeError, OSError, ValueError) as exc:
             raise ModelError(f"{path}: weights do not match config.json ({exc})") from exc

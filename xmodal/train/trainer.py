@@ -62,6 +62,9 @@ class TrainConfig:
     # "arrow right circle", "arrow bar right"), so the model must tell near neighbours apart
     hard_batch_fraction: float = 0.0
     hard_group_size: int = 32
+    # first epoch with look-alike batches (1: all of them); a later start leaves the earlier
+    # epochs exactly as without them (the groups are made when first needed)
+    hard_batch_from_epoch: int = 1
     # > 0 adds Wang & Isola's alignment E||img - text||^2 over the batch's pairs: InfoNCE with a
     # learned temperature only ranks, and leaves true pairs at a cosine (~0.2) that unrelated
     # texts reach too; pulling pairs together lets picture hits compete with text hits in one
@@ -154,8 +157,9 @@ class _Tower:
         self.base = base
         self.device = device
         self.features: torch.Tensor | None = None
-        # the gap-shift layer is added after training (with_gap_shift), whatever the arch says
-        arch = replace(cfg.arch, gap_shift=False)
+        # the gap-shift layer is added after training (with_gap_shift), whatever the arch says;
+        # a hubness bank is fitted after that (xmodal.train.hubness), so a reused config drops it
+        arch = replace(cfg.arch, gap_shift=False, hubness_bank=0)
         if base is not None:
             self.features = torch.from_numpy(self._base_features(pairs.pixels)).to(device)
             arch = PictogramConfig(
@@ -327,7 +331,7 @@ def _train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup_steps))
     report = TrainReport(out=out, epochs=[])
     weights = balance_weights(pairs, train_idx, cfg.group_balance)
-    groups = name_groups(text_vecs, cap_ids, train_idx, cfg, rng) if cfg.hard_batch_fraction > 0 else None
+    groups: list[np.ndarray] | None = None
     card = {
         "encoder": "pictogram",
         "version": cfg.version,
@@ -348,6 +352,8 @@ def _train(
     try:
         for epoch in range(1, cfg.epochs + 1):
             tower.net.train()
+            if groups is None and cfg.hard_batch_fraction > 0 and epoch >= cfg.hard_batch_from_epoch:
+                groups = name_groups(text_vecs, cap_ids, train_idx, cfg, rng)
             losses = []
             bar = _progress(steps, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
             pos = rng.permutation(train_idx) if weights is None else rng.choice(train_idx, steps * bs, p=weights)
