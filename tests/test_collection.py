@@ -225,6 +225,9 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     stale = Collection.open(tmp_path / "coll", registry=upgraded)
     with pytest.raises(EncoderMismatchError, match="reembed"):
         stale.search("invoice")
+    # re-indexing only unchanged files says so too, instead of reporting success
+    with pytest.raises(EncoderMismatchError, match="text encoder changed: bow 1 -> bow 2"):
+        stale.add([tmp_path / "media"])
     assert stale.encoder_change() == "text encoder changed: bow 1 -> bow 2"
     stale.reembed(stale.config.model)  # what the demo does with its own collection
     assert stale.encoder_change() is None and names(stale.search("invoice", k=1)) == ["invoice.txt"]

@@ -324,11 +324,15 @@ class Collection:
         batch_size: int = 32,
     ) -> IngestReport:
         """Index files and folders. Unchanged files are skipped by content hash; a file that
-        fails is recorded with its reason and the rest carries on."""
+        fails is recorded with its reason and the rest carries on. A collection whose stored
+        vectors an installed model no longer makes (e.g. after a model upgrade) is an
+        :class:`EncoderMismatchError` before any file is read, even when every file is
+        unchanged, so re-running ``xmodal index`` says what to do instead of reporting success."""
         from xmodal.ingest_run import IngestRun
 
         paths = list(paths)
         with self._write_lock():
+            self._verify_encoders()
             self.refresh()  # never save an index that misses another process's writes
             run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
             try:
