@@ -132,6 +132,51 @@ def test_model_mismatch_needs_reembed(tmp_path: Path, capsys: pytest.CaptureFixt
     assert_one_line_error(err)
 
 
+def test_reindex_after_a_model_upgrade_says_to_reembed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, coll = media(tmp_path / "m"), str(tmp_path / "c")
+    run(capsys, "index", str(root), "--model", "bow", "-c", coll, "-q")
+
+    class BowV2(BagOfWordsEncoder):
+        def __init__(self, ref: str | None = None) -> None:
+            super().__init__(ref)
+            self.version = "2"
+
+    upgraded = EncoderRegistry()
+    upgraded.register("bow", BowV2)
+    monkeypatch.setattr(registry_module, "_default", upgraded)
+    code, out, err = run(capsys, "index", str(root), "-c", coll, "-q")  # every file unchanged
+    assert code == 3 and "bow 1 -> bow 2" in err and f"xmodal index --reembed -c {Path(coll).absolute()}" in err
+    assert_one_line_error(err)
+    assert "unchanged" not in out
+    code, out, _ = run(capsys, "index", "--reembed", "-c", coll)
+    assert code == 0
+    code, out, _ = run(capsys, "search", "quarterly revenue", "-c", coll, "-k", "1")
+    assert code == 0 and "revenue.txt" in out
+
+
+def test_library_noise_is_off_for_a_command_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import warnings
+
+    from xmodal.cli.main import _quiet_libraries
+
+    hf = logging.getLogger("transformers")
+    monkeypatch.setattr(hf, "level", logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _quiet_libraries(debug=False):
+            warnings.warn("library noise", UserWarning, stacklevel=1)
+            assert hf.level == logging.ERROR
+        assert hf.level == logging.INFO  # restored for an in-process caller
+        warnings.warn("the caller's own warning", UserWarning, stacklevel=1)
+        with _quiet_libraries(debug=True):
+            warnings.warn("shown with --debug", UserWarning, stacklevel=1)
+            assert hf.level == logging.INFO
+    assert [str(w.message) for w in caught] == ["the caller's own warning", "shown with --debug"]
+
+
 def _unprivileged() -> list[str]:
     """A prefix that makes the child honour file permissions. Root reads everything, so drop
     the capabilities that let it (setpriv, from util-linux)."""

@@ -33,7 +33,7 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xmodal", description="Cross-modal search over your media, offline.")
     parser.add_argument("--version", action="version", version=f"xmodal {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -44,14 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
+QUIET_LOGGERS = ("RapidOCR", "transformers", "sentence_transformers", "huggingface_hub")
+
+
+@contextmanager
+def _quiet_libraries(debug: bool) -> Iterator[None]:
+    """Libraries' warnings and info logs are noise on a user's terminal (one clear line per
+    problem is the rule), so a command runs with them off, unless ``--debug``. Scoped to the
+    command: ``main()`` called in-process (tests, scripts) leaves the caller's warning filters
+    and logger levels as they were."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore")
-    for name in ("RapidOCR", "transformers", "sentence_transformers", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore")
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -82,9 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    _quiet_libraries()
     try:
-        with _sigterm_as_ctrl_c():
+        with _quiet_libraries(args.debug), _sigterm_as_ctrl_c():
             return int(args.func(args) or 0)
     except XmodalError as exc:
         print(f"xmodal: error: {exc}", file=sys.stderr)
