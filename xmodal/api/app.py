@@ -57,7 +57,11 @@ def build_app(settings: ServeSettings, collection: Collection | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(service.warm_up)
-        task = asyncio.create_task(_retention_loop(service)) if settings.retention_days else None
+        task = None
+        if settings.retention_days:
+            # the first pass ends before the first request: nothing past its retention is ever served
+            await _retention_pass(service)
+            task = asyncio.create_task(_retention_loop(service))
         try:
             yield
         finally:
@@ -123,12 +127,17 @@ def _install_pages(app: FastAPI, service: Service) -> None:
         return Response(body, media_type=ctype)
 
 
+async def _retention_pass(service: Service) -> None:
+    try:
+        done = await asyncio.to_thread(service.retention)
+        if done.get("items_deleted") or done.get("audit_entries_deleted"):
+            log.info("retention: %s", done)
+    except Exception:
+        log.exception("retention failed")
+
+
 async def _retention_loop(service: Service) -> None:
+    """Later passes, every ``retention_interval_s`` (the first one ran at startup)."""
     while True:
-        try:
-            done = await asyncio.to_thread(service.retention)
-            if done.get("items_deleted") or done.get("audit_entries_deleted"):
-                log.info("retention: %s", done)
-        except Exception:
-            log.exception("retention failed")
         await asyncio.sleep(service.settings.retention_interval_s)
+        await _retention_pass(service)
