@@ -178,15 +178,23 @@ def test_server_retention_setting_purges_and_drops_cached_results(tmp_path: Path
 
 def test_nothing_past_retention_is_served_after_a_restart(tmp_path: Path) -> None:
     """Items that expired while the server was down are gone before its first answer."""
+    import fcntl
+    import threading
+
     from api_support import make_env
     from fastapi.testclient import TestClient
 
     from xmodal.api import create_app
+    from xmodal.collection import LOCK
 
     for env in make_env(tmp_path, retention_days=30):
         old_id = env.upload("admin", {"old.txt": b"ancient scroll"}, access="public").json()["items"][0]["id"]
         env.upload("admin", {"new.txt": b"fresh scroll"}, access="public")
         env.coll.catalog._db.execute("UPDATE items SET created_at = created_at - 31 * 86400 WHERE id = ?", (old_id,))
+        # and an `xmodal index` holds the collection's write lock as the server starts
+        lock = open(env.coll.path / LOCK, "a+")  # noqa: SIM115 - released by the timer
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        threading.Timer(1.5, lock.close).start()
         with TestClient(create_app(env.settings, collection=env.coll)) as restarted:
             hits = restarted.post("/search", headers=env.h("alice"), json={"text": "ancient scroll"}).json()["hits"]
             assert old_id not in [h["id"] for h in hits] and [h["metadata"]["name"] for h in hits] == ["new.txt"]

@@ -5,12 +5,15 @@ SentenceTransformer."""
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from xmodal.encoders.bert import BertSentenceModel, plain_bert_folder
+from xmodal.encoders.bert import BertSentenceModel, plain_bert_folder, why_not_plain_bert
 from xmodal.encoders.minilm import MiniLMEncoder
 from xmodal.types import Modality
 
@@ -143,41 +146,86 @@ def test_other_folders_load_with_sentence_transformers(tmp_path: Path) -> None:
     np.testing.assert_allclose(enc.encode_batch(Modality.TEXT, TEXTS), want, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "breakage",
-    ["no config", "not bert", "relative positions", "no tokenizer", "no weights", "bad json", "extra module"],
-)
-def test_plain_bert_folder_says_no_to_what_it_cannot_run(tmp_path: Path, breakage: str) -> None:
+@pytest.fixture(scope="module")
+def tiny_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_folder(tmp_path_factory.mktemp("tiny"), seed=3)
+
+
+def edit_json(path: Path, **changes: Any) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**data, **changes}))
+
+
+def half_weights(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}, str(path))
+
+
+BREAKAGES: dict[str, Callable[[Path], None]] = {
+    "not bert": lambda f: edit_json(f / "config.json", model_type="roberta"),
+    "relative positions": lambda f: edit_json(f / "config.json", position_embedding_type="relative_key"),
+    "decoder": lambda f: edit_json(f / "config.json", is_decoder=True),
+    "half-precision config": lambda f: edit_json(f / "config.json", dtype="float16"),
+    "half-precision weights": lambda f: half_weights(f / "model.safetensors"),
+    "dense module": lambda f: (f / "modules.json").write_text(
+        json.dumps(
+            [
+                *json.loads((f / "modules.json").read_text()),
+                {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"},
+            ]
+        )
+    ),
+    "foreign module": lambda f: (f / "modules.json").write_text(
+        (f / "modules.json").read_text().replace('"sentence_transformers.', '"mypkg.', 1)
+    ),
+    "normalize tokens": lambda f: edit_json(f / "2_Normalize" / "config.json", module_input_name="token_embeddings"),
+    "lower-casing in sentence-transformers": lambda f: edit_json(f / "sentence_bert_config.json", do_lower_case=True),
+    "tokenizer arguments": lambda f: edit_json(f / "sentence_bert_config.json", tokenizer_args={"model_max_length": 8}),
+    "prompt": lambda f: edit_json(
+        f / "config_sentence_transformers.json", prompts={"query": "query: "}, default_prompt_name="query"
+    ),
+    "truncated vectors": lambda f: edit_json(f / "config_sentence_transformers.json", truncate_dim=16),
+    "left padding": lambda f: edit_json(f / "tokenizer_config.json", padding_side="left"),
+    "normalisation disagreement": lambda f: edit_json(f / "tokenizer_config.json", do_lower_case=False),
+    "other tokenizer class": lambda f: edit_json(f / "tokenizer_config.json", tokenizer_class="XLMRobertaTokenizer"),
+    "not wordpiece": lambda f: edit_json(f / "tokenizer.json", model={"type": "BPE"}),
+    "no config": lambda f: (f / "config.json").unlink(),
+    "no tokenizer": lambda f: (f / "tokenizer.json").unlink(),
+    "no weights": lambda f: (f / "model.safetensors").unlink(),
+    "bad json": lambda f: (f / "modules.json").write_text("{not json"),
+    "modules not objects": lambda f: (f / "modules.json").write_text('["a", "b"]'),
+    "garbage weights": lambda f: (f / "model.safetensors").write_bytes(b"\xff" * 64),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_what_it_cannot_compute_exactly_is_left_to_sentence_transformers(
+    tiny_template: Path, tmp_path: Path, breakage: str
+) -> None:
     folder = tmp_path / "m"
-    (folder / "1_Pooling").mkdir(parents=True)
-    config = {"model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "absolute"}
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]
-    files = {
-        "config.json": json.dumps(config),
-        "modules.json": json.dumps(modules),
-        "1_Pooling/config.json": json.dumps({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}),
-        "tokenizer.json": "{}",
-        "model.safetensors": "",
-    }
-    for name, text in files.items():
-        (folder / name).write_text(text)
+    shutil.copytree(tiny_template, folder)
+    assert why_not_plain_bert(folder) is None
+    BREAKAGES[breakage](folder)
+    reason = why_not_plain_bert(folder)
+    assert reason is not None and not plain_bert_folder(folder)
+    with pytest.raises(ValueError, match="not a plain BERT"):
+        BertSentenceModel(folder)
+
+
+def test_a_folder_it_accepts_but_cannot_load_falls_back(tiny_template: Path, tmp_path: Path) -> None:
+    """Weights with an extra tensor: our strict load refuses, SentenceTransformer (transformers
+    ignores unexpected keys) loads it; the encoder uses it instead of failing."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_template, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["encoder.layer.0.extra.weight"] = weights["embeddings.LayerNorm.weight"].clone()
+    save_file(weights, str(folder / "model.safetensors"))
     assert plain_bert_folder(folder)
-    if breakage == "no config":
-        (folder / "config.json").unlink()
-    elif breakage == "not bert":
-        (folder / "config.json").write_text(json.dumps({**config, "model_type": "xlm-roberta"}))
-    elif breakage == "relative positions":
-        (folder / "config.json").write_text(json.dumps({**config, "position_embedding_type": "relative_key"}))
-    elif breakage == "no tokenizer":
-        (folder / "tokenizer.json").unlink()
-    elif breakage == "no weights":
-        (folder / "model.safetensors").unlink()
-    elif breakage == "bad json":
-        (folder / "modules.json").write_text("{not json")
-    else:
-        extra = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
-        (folder / "modules.json").write_text(json.dumps([*modules, extra]))
-    assert not plain_bert_folder(folder)
+    enc = MiniLMEncoder(str(folder))
+    assert enc._bert is None and enc._model is not None
+    want = st_vectors(sentence_transformer(folder), TEXTS)
+    np.testing.assert_allclose(enc.encode_batch(Modality.TEXT, TEXTS), want, atol=1e-6)

@@ -59,9 +59,14 @@ def build_app(settings: ServeSettings, collection: Collection | None = None) -> 
         await asyncio.to_thread(service.warm_up)
         task = None
         if settings.retention_days:
-            # the first pass ends before the first request: nothing past its retention is ever served
-            await _retention_pass(service)
-            task = asyncio.create_task(_retention_loop(service))
+            # the first pass ends before the first request, so nothing that expired while the
+            # server was down is served; an `xmodal index` holding the write lock delays it
+            done = False
+            for _ in range(RETENTION_STARTUP_TRIES):
+                if done := await _retention_pass(service):
+                    break
+                await asyncio.sleep(1.0)
+            task = asyncio.create_task(_retention_loop(service, done))
         try:
             yield
         finally:
@@ -127,17 +132,25 @@ def _install_pages(app: FastAPI, service: Service) -> None:
         return Response(body, media_type=ctype)
 
 
-async def _retention_pass(service: Service) -> None:
+RETENTION_STARTUP_TRIES = 30  # one a second
+RETENTION_RETRY_S = 60.0
+
+
+async def _retention_pass(service: Service) -> bool:
     try:
         done = await asyncio.to_thread(service.retention)
-        if done.get("items_deleted") or done.get("audit_entries_deleted"):
-            log.info("retention: %s", done)
-    except Exception:
-        log.exception("retention failed")
+    except Exception as exc:
+        log.error("retention pass failed (will retry): %s", exc)
+        return False
+    if done.get("items_deleted") or done.get("audit_entries_deleted"):
+        log.info("retention: %s", done)
+    return True
 
 
-async def _retention_loop(service: Service) -> None:
-    """Later passes, every ``retention_interval_s`` (the first one ran at startup)."""
+async def _retention_loop(service: Service, last_ok: bool) -> None:
+    """Later passes: every ``retention_interval_s`` after one that worked, within a minute after
+    one that failed (the first ran at startup)."""
+    interval = service.settings.retention_interval_s
     while True:
-        await asyncio.sleep(service.settings.retention_interval_s)
-        await _retention_pass(service)
+        await asyncio.sleep(interval if last_ok else min(interval, RETENTION_RETRY_S))
+        last_ok = await _retention_pass(service)

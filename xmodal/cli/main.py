@@ -50,11 +50,13 @@ QUIET_LOGGERS = ("RapidOCR", "transformers", "sentence_transformers", "huggingfa
 @contextmanager
 def _quiet_libraries(debug: bool) -> Iterator[None]:
     """Libraries' warnings and info logs are noise on a user's terminal (one clear line per
-    problem is the rule), so a command runs with them off, unless ``--debug``. Scoped to the
-    command: ``main()`` called in-process (tests, scripts) leaves the caller's warning filters
-    and logger levels as they were."""
+    problem is the rule), so a command runs with them off, unless ``--debug``. Warning filters
+    and logger levels are scoped to the command (``main()`` called in-process leaves the
+    caller's as they were); the environment defaults (offline hub, no tokenizer threads, no hub
+    progress bars) are set for the process, as libraries read them when first imported."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]

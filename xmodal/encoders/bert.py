@@ -19,37 +19,120 @@ from typing import Any
 
 import numpy as np
 
-_SUPPORTED = {"model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "absolute"}
+# config.json values (with their defaults) this implementation computes exactly
+_CONFIG = {
+    "model_type": ("bert", None),
+    "hidden_act": ("gelu", None),
+    "position_embedding_type": ("absolute", "absolute"),
+    "is_decoder": (False, False),
+    "add_cross_attention": (False, False),
+}
+# sentence_bert_config.json keys and the values that leave SentenceTransformer's encoding as
+# ours (v6 writes the last three; anything else there, e.g. tokenizer or model arguments, is
+# left to SentenceTransformer)
+_ST_CONFIG = {
+    "do_lower_case": False,
+    "transformer_task": "feature-extraction",
+    "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+    "module_output_name": "token_embeddings",
+}
+_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _optional_json(path: Path) -> dict[str, Any]:
+    data = _read_json(path) if path.is_file() else {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not an object")
+    return data
+
+
 def plain_bert_folder(path: str | Path) -> bool:
-    """True for a sentence-transformers folder holding a BERT (exact GELU, absolute positions)
-    with mean-token pooling and an optional final Normalize, weights in ``model.safetensors``
-    and a fast-tokenizer ``tokenizer.json``."""
+    """True when :class:`BertSentenceModel` computes what ``SentenceTransformer`` would for the
+    folder (see :func:`why_not_plain_bert`)."""
+    return why_not_plain_bert(path) is None
+
+
+def why_not_plain_bert(path: str | Path) -> str | None:
+    """None for a sentence-transformers folder holding a float32 BERT encoder (exact GELU,
+    absolute positions) with a BERT WordPiece ``tokenizer.json``, mean-token pooling and an
+    optional final Normalize, and no prompts, truncated dimensions or extra arguments; else the
+    first reason it is not one. Strict on purpose: a folder it refuses is still loaded, by
+    ``SentenceTransformer``."""
     root = Path(path)
     try:
-        config = _read_json(root / "config.json")
-        modules = _read_json(root / "modules.json")
-    except (OSError, ValueError):
-        return False
-    if any(config.get(key, value) != value for key, value in _SUPPORTED.items()):
-        return False
-    if not (root / "model.safetensors").is_file() or not (root / "tokenizer.json").is_file():
-        return False
-    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
-    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-        return False
+        return _why_not(root)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        return f"unreadable: {exc}"
+
+
+def _why_not(root: Path) -> str | None:
+    config = _read_json(root / "config.json")
+    for key, (value, default) in _CONFIG.items():
+        if config.get(key, default) != value:
+            return f"config.json {key} is {config.get(key, default)!r}, not {value!r}"
+    if config.get("dtype", config.get("torch_dtype")) not in (None, "float32"):
+        return "config.json asks for a dtype other than float32"
+    modules = _read_json(root / "modules.json")
+    types = [str(m["type"]) for m in modules]
+    if not all(t.startswith("sentence_transformers.") for t in types):
+        return "modules.json has a module from outside sentence-transformers"
+    if [t.rsplit(".", 1)[-1] for t in types] not in (list(_MODULES[:2]), list(_MODULES)):
+        return "modules are not Transformer, Pooling[, Normalize]"
     if modules[0].get("path", "") != "":
-        return False
-    try:
-        pooling = _read_json(root / modules[1]["path"] / "config.json")
-    except (OSError, ValueError, KeyError):
-        return False
-    return _mean_pooling(pooling)
+        return "the Transformer module is not at the folder's root"
+    if not _mean_pooling(_read_json(root / modules[1]["path"] / "config.json")):
+        return "pooling is not the mean of the tokens"
+    if len(modules) == 3:
+        norm = _optional_json(root / str(modules[2].get("path", "")) / "config.json")
+        if norm.get("module_input_name", "sentence_embedding") != "sentence_embedding":
+            return "Normalize does not act on the sentence embedding"
+    st_config = _optional_json(root / "sentence_bert_config.json")
+    for key, value in st_config.items():
+        if key != "max_seq_length" and _ST_CONFIG.get(key, object()) != value:
+            return f"sentence_bert_config.json sets {key}={value!r}"
+    model_config = _optional_json(root / "config_sentence_transformers.json")
+    if model_config.get("default_prompt_name") or any((model_config.get("prompts") or {}).values()):
+        return "the model has prompts"
+    if model_config.get("truncate_dim"):
+        return "the model truncates its vectors"
+    if model_config.get("model_type", "SentenceTransformer") != "SentenceTransformer":
+        return f"model_type {model_config['model_type']!r}"
+    return _why_not_tokenizer(root) or _why_not_weights(root / "model.safetensors")
+
+
+def _why_not_tokenizer(root: Path) -> str | None:
+    """The fast tokenizer file must be the BERT pipeline that ``tokenizer_config.json`` describes
+    (transformers builds BertTokenizer from the latter), padding and truncating on the right."""
+    tok = _read_json(root / "tokenizer.json")
+    norm, pre, model = tok.get("normalizer") or {}, tok.get("pre_tokenizer") or {}, tok.get("model") or {}
+    if (norm.get("type"), pre.get("type"), model.get("type")) != ("BertNormalizer", "BertPreTokenizer", "WordPiece"):
+        return "tokenizer.json is not a BERT WordPiece tokenizer"
+    if (tok.get("post_processor") or {}).get("type") not in ("TemplateProcessing", "BertProcessing"):
+        return "tokenizer.json does not add [CLS] and [SEP]"
+    tc = _optional_json(root / "tokenizer_config.json")
+    if tc.get("tokenizer_class") not in (None, "BertTokenizer", "BertTokenizerFast"):
+        return f"tokenizer_class {tc['tokenizer_class']!r}"
+    if tc.get("padding_side", "right") != "right" or tc.get("truncation_side", "right") != "right":
+        return "the tokenizer pads or truncates on the left"
+    described = (tc.get("do_lower_case", True), tc.get("strip_accents"), tc.get("tokenize_chinese_chars", True))
+    if described != (norm.get("lowercase"), norm.get("strip_accents"), norm.get("handle_chinese_chars")):
+        return "tokenizer.json and tokenizer_config.json disagree on normalisation"
+    return None
+
+
+def _why_not_weights(path: Path) -> str | None:
+    """Every tensor float32 (integer buffers aside): read from the safetensors header alone."""
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        if not 0 < size < 100_000_000:
+            return "model.safetensors has no valid header"
+        header = json.loads(fh.read(size))
+    dtypes = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    return None if dtypes <= {"F32", "I64"} else f"weights stored as {sorted(dtypes - {'F32', 'I64'})}"
 
 
 def _mean_pooling(pooling: dict[str, Any]) -> bool:
@@ -184,17 +267,16 @@ class BertSentenceModel:
         from tokenizers import Tokenizer
 
         root = Path(path)
+        reason = why_not_plain_bert(root)
+        if reason is not None:
+            raise ValueError(f"{root}: not a plain BERT sentence encoder ({reason})")
         config = _read_json(root / "config.json")
-        st_file = root / "sentence_bert_config.json"
-        st_config = _read_json(st_file) if st_file.is_file() else {}
-        modules = _read_json(root / "modules.json")
-        self.normalize = len(modules) == 3
-        self.lowercase = bool(st_config.get("do_lower_case", False))
+        self.normalize = len(_read_json(root / "modules.json")) == 3
         self.max_seq_length = _max_seq_length(root, int(config["max_position_embeddings"]))
         self.dim = int(config["hidden_size"])
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        pad_id = int(config.get("pad_token_id", 0))
+        pad_id = int(config.get("pad_token_id") or 0)
         pad_token = self.tokenizer.id_to_token(pad_id) or "[PAD]"
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
         self.model = _model_class()(config)
@@ -213,10 +295,7 @@ class BertSentenceModel:
         torch = self._torch
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        prepared = [str(t).strip() for t in texts]
-        if self.lowercase:
-            prepared = [t.lower() for t in prepared]
-        encodings = self.tokenizer.encode_batch(prepared)
+        encodings = self.tokenizer.encode_batch([str(t).strip() for t in texts])
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.long, device=self.device)
         types = torch.tensor([e.type_ids for e in encodings], dtype=torch.long, device=self.device)
         mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long, device=self.device)
@@ -230,4 +309,4 @@ class BertSentenceModel:
         return pooled.float().cpu().numpy()
 
 
-__all__ = ["BertSentenceModel", "plain_bert_folder"]
+__all__ = ["BertSentenceModel", "plain_bert_folder", "why_not_plain_bert"]

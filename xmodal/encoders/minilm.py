@@ -8,6 +8,7 @@ any other sentence-transformers folder loads with ``SentenceTransformer``.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,8 @@ from xmodal.errors import MissingDependencyError, ModelError
 from xmodal.types import Modality
 
 MINILM_SPACE = "all-MiniLM-L6-v2"
+
+log = logging.getLogger(__name__)
 
 
 class MiniLMEncoder(Encoder):
@@ -52,10 +55,11 @@ class MiniLMEncoder(Encoder):
         if plain_bert_folder(path):
             try:
                 self._bert = BertSentenceModel(path, device=device)
-            except Exception as exc:
-                raise ModelError(f"could not load text model from {path}: {exc}") from exc
-            self.dim, self.max_seq_length = self._bert.dim, self._bert.max_seq_length
-            return
+            except Exception as exc:  # e.g. weights under other names: SentenceTransformer may still load it
+                log.debug("%s: plain BERT load failed (%s); using SentenceTransformer", path, exc)
+            else:
+                self.dim, self.max_seq_length = self._bert.dim, self._bert.max_seq_length
+                return
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a core dependency
