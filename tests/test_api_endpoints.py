@@ -190,3 +190,36 @@ def test_items_indexed_by_another_process_appear_without_restart(api: ApiEnv) ->
     other.close()
     r = api.client.post("/search", headers=api.h("admin"), json={"text": "lighthouse keeper", "k": 1})
     assert _names(r) == ["lighthouse.txt"]
+
+
+def test_search_follows_a_reembed_by_another_process(tmp_path: Path) -> None:
+    """`xmodal index --reembed --model ...` while the server runs: queries (and the query-vector
+    cache) move to the new model with the stored vectors, instead of mixing the two."""
+    from api_support import FAKE_MODEL, FakeEncoder, fake_registry, make_env
+
+    from xmodal.collection import Collection
+
+    class Reversed(FakeEncoder):
+        """Another model: every word spelled backwards before hashing."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.space = "fake-reversed"
+
+        def encode_batch(self, modality, inputs):  # type: ignore[no-untyped-def]
+            if modality.value == "text":
+                inputs = [" ".join(w[::-1] for w in str(t).lower().split()) for t in inputs]
+            return super().encode_batch(modality, inputs)
+
+    reg = fake_registry()
+    reg.register("reversed", lambda ref: Reversed())
+    for env in make_env(tmp_path, registry=reg):
+        _seed(env)
+        ask = {"text": "tomato soup"}
+        assert _names(env.client.post("/search", headers=env.h("alice"), json=ask))[0] == "recipe.txt"
+        other = FAKE_MODEL.__class__(text="reversed", image="reversed", audio="reversed", ocr=None, asr=None)
+        Collection.open(env.coll.path, registry=reg, model=other, reembed=True).close()
+        for text, first in (("tomato soup", "recipe.txt"), ("quarterly sales report", "report.txt")):
+            hits = _names(env.client.post("/search", headers=env.h("alice"), json={"text": text}))
+            assert hits[0] == first, hits
+        assert env.coll.config.model.text == "reversed"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import FAKE_MODEL, BagOfWordsEncoder, PixelEncoder, write
@@ -232,6 +234,44 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     stale.reembed(stale.config.model)  # what the demo does with its own collection
     assert stale.encoder_change() is None and names(stale.search("invoice", k=1)) == ["invoice.txt"]
     stale.close()
+
+
+class ReversedWordsEncoder(BagOfWordsEncoder):
+    """Another text model: each word spelled backwards, so its vectors differ from bow's."""
+
+    name = "rev"
+
+    def __init__(self, ref: str | None = None) -> None:
+        super().__init__(ref)
+        self.space = "rev-v1"
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        return super().encode_batch(modality, [" ".join(w[::-1] for w in str(t).split()) for t in inputs])
+
+
+def test_an_open_collection_follows_a_reembed_by_another_process(
+    tmp_path: Path, open_collection: Open, registry
+) -> None:
+    """`xmodal serve` holds the collection open while `xmodal index --reembed --model ...` runs
+    elsewhere: its next search and its next add use the new model, not the one it loaded."""
+    registry.register("rev", ReversedWordsEncoder)
+    server = open_collection()
+    server.add([corpus(tmp_path / "media")])
+    assert names(server.search("invoice", k=1)) == ["invoice.txt"]
+    before = server.model_key
+    rev = ModelConfig(text="rev", image=None, ocr=None, asr=None)
+    Collection.open(tmp_path / "coll", registry=registry, model=rev, reembed=True).close()  # the other process
+    for query, name in (("invoice consulting", "invoice.txt"), ("quarterly revenue", "revenue.txt")):
+        assert names(server.search(query, k=1)) == [name]
+    assert server.config.model.text == "rev" and server.model_key != before
+    write(tmp_path / "media2" / "kite.txt", "a red kite over the beach")
+    server.add([tmp_path / "media2"])
+    assert names(server.search("red kite beach", k=1)) == ["kite.txt"]
+    server.close()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert again.encoder_change() is None and len(again) == 5
+    assert names(again.search("red kite beach", k=1)) == ["kite.txt"]
+    again.close()
 
 
 def test_a_crash_between_reembed_commit_and_manifest_write_is_repaired(

@@ -209,12 +209,34 @@ class Collection:
 
     def refresh(self) -> bool:
         """Pick up writes made by another process (e.g. `xmodal index` while `xmodal serve`
-        runs): when the catalog's generation moved past the index's, reload or rebuild it."""
+        runs): when the catalog's generation moved past the index's, follow a re-embed with
+        another model (see :meth:`model_key`) and reload or rebuild the index."""
         if self.catalog.generation == self._index_generation:
             return False
+        self._follow_model_change()
         self.index = self._load_or_rebuild_index()
         self.pipeline.index = self.index
         return True
+
+    @property
+    def model_key(self) -> str:
+        """Identifies the models that made the stored vectors; changes when another process
+        re-embeds the collection. Query vectors cached under one key must not meet another."""
+        return json.dumps(self._model_state(), sort_keys=True)
+
+    def _follow_model_change(self) -> None:
+        """The catalog records the model with the vectors (the source of truth): when another
+        process re-embedded with another model, load that model for queries and new files."""
+        state = self.catalog.model_state()
+        if state is None or state == self._model_state():
+            return
+        self.config = replace(self.config, model=ModelConfig.from_dict(state["model"]))
+        self.manifest.update({key: state.get(key) for key in MODEL_STATE_KEYS})
+        self.manifest["config"] = self.config.to_dict()
+        self.embedder = Embedder(self.config, self.registry)
+        self.dim = int(state["dim"])
+        self._verified = False
+        self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
     def _save_index(self) -> None:
         """Called by writers (under the write lock), whose index is current."""
@@ -298,8 +320,8 @@ class Collection:
         if isinstance(query, str):
             query = Query.text(query)
         mod = Modality.parse(modality) if modality is not None else None
-        self._verify_encoders()
         self.refresh()
+        self._verify_encoders()
         return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
 
     # ---- writing ----------------------------------------------------------------------------
@@ -332,8 +354,8 @@ class Collection:
 
         paths = list(paths)
         with self._write_lock():
-            self._verify_encoders()
             self.refresh()  # never save an index that misses another process's writes
+            self._verify_encoders()
             run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
             try:
                 report = run.run(paths, prune)

@@ -148,9 +148,12 @@ class Service:
         cached = self.results.get(rkey)
         self.metrics.cache_lookup("results", cached is not None)
         if cached is None:
-            vector = self._embed(principal, req.query, qkey)
+            model = self.coll.model_key
+            vector = self._embed(principal, req.query, qkey, model)
             with self.lock, self.metrics.stage("search"):
                 self.coll.refresh()  # writes by another process (`xmodal index`) become visible
+                if self.coll.model_key != model:  # it re-embedded with another model: encode again
+                    vector = self._embed(principal, req.query, qkey, self.coll.model_key)
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
                     vis = self.visibility(principal, versions)
@@ -173,9 +176,10 @@ class Service:
         )
         return {"query": _describe(req.query), "k": k, "hits": out}
 
-    def _embed(self, principal: Principal, query: Query, qkey: str) -> Any:
-        # Keyed by principal too: a shared cache would let one user time another's queries.
-        ekey = (principal.cache_key, qkey)
+    def _embed(self, principal: Principal, query: Query, qkey: str, model: str) -> Any:
+        # Keyed by principal too: a shared cache would let one user time another's queries;
+        # and by the model, which another process may change (a re-embed).
+        ekey = (principal.cache_key, qkey, model)
         vector = self.embeddings.get(ekey)
         self.metrics.cache_lookup("embeddings", vector is not None)
         if vector is None:
