@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_support import ApiEnv, api, png_bytes
@@ -260,3 +261,28 @@ def test_long_log_with_non_ascii_entries(tmp_path: Path) -> None:
         log.record("search", "bob", query="x" * shift)
     assert len(log.entries()) == 304
     assert log.verify() == []
+
+
+def test_shutdown_waits_for_a_running_retention_pass(tmp_path: Path) -> None:
+    """Cancelling the retention task does not stop a pass already in its worker thread; closing
+    the service must not pull the access store from under it."""
+    import threading
+
+    from api_support import make_env
+
+    for env in make_env(tmp_path, retention_days=30):
+        svc = env.client.app.state.service  # type: ignore[attr-defined]
+        started, seen = threading.Event(), []
+
+        def running_pass(svc: Any, started: threading.Event, seen: list[int]) -> None:
+            with svc.lock:  # as Service.retention holds it
+                started.set()
+                time.sleep(0.3)
+                seen.append(svc.store.acl_version)  # the store is still open
+
+        worker = threading.Thread(target=running_pass, args=(svc, started, seen))
+        worker.start()
+        started.wait()
+        svc.close()
+        worker.join()
+        assert len(seen) == 1

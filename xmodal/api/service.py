@@ -276,7 +276,10 @@ class Service:
         self.results.discard_if(lambda hits: any(h.id in ids for h in hits))
 
     def close(self) -> None:
-        self.store.close()
+        """Waits for work that holds the lock (a retention pass in its worker thread, which task
+        cancellation does not stop) so the store is never closed under it."""
+        with self.lock:
+            self.store.close()
 
 
 def _as_set(ids: frozenset[str] | None) -> set[str] | None:
