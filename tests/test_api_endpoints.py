@@ -223,3 +223,16 @@ def test_search_follows_a_reembed_by_another_process(tmp_path: Path) -> None:
             hits = _names(env.client.post("/search", headers=env.h("alice"), json={"text": text}))
             assert hits[0] == first, hits
         assert env.coll.config.model.text == "reversed"
+
+        # a re-embed by another install whose "reversed" model is another version: the server's
+        # own copy cannot make those vectors, which is a 409 naming the change, not wrong hits
+        class ReversedV2(Reversed):
+            def __init__(self) -> None:
+                super().__init__()
+                self.version = "2"
+
+        newer = fake_registry()
+        newer.register("reversed", lambda ref: ReversedV2())
+        Collection.open(env.coll.path, registry=newer, reembed=True).close()
+        r = env.client.post("/search", headers=env.h("alice"), json={"text": "basil soup"})
+        assert r.status_code == 409 and "encoder changed: fake 2 -> fake 1" in r.json()["error"]["message"], r.text

@@ -276,8 +276,9 @@ class Collection:
         version of the bundled model). Loads the models."""
         return stored_infos_match(self.manifest.get("encoders", {}), self.embedder.infos())
 
-    def _verify_encoders(self) -> None:
-        """Models load lazily; the first time they do, check they still make the stored vectors."""
+    def verify_encoders(self) -> None:
+        """Models load lazily; the first time they do (and after following another process's
+        re-embed), check they still make the stored vectors: :class:`EncoderMismatchError` if not."""
         if self._verified:
             return
         change = self.encoder_change()
@@ -321,7 +322,7 @@ class Collection:
             query = Query.text(query)
         mod = Modality.parse(modality) if modality is not None else None
         self.refresh()
-        self._verify_encoders()
+        self.verify_encoders()
         return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
 
     # ---- writing ----------------------------------------------------------------------------
@@ -355,7 +356,7 @@ class Collection:
         paths = list(paths)
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
-            self._verify_encoders()
+            self.verify_encoders()
             run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
             try:
                 report = run.run(paths, prune)

@@ -153,6 +153,7 @@ class Service:
             with self.lock, self.metrics.stage("search"):
                 self.coll.refresh()  # writes by another process (`xmodal index`) become visible
                 if self.coll.model_key != model:  # it re-embedded with another model: encode again
+                    self.coll.verify_encoders()  # with the models installed here (409 if they differ)
                     vector = self._embed(principal, req.query, qkey, self.coll.model_key)
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
