@@ -3,8 +3,8 @@
 
 1. Cold start: wall time of a whole ``xmodal search`` process (interpreter start, imports, model
    loads, query, printing) on an existing collection, the two backends alternated ``--runs``
-   times. The baseline forces the SentenceTransformer path (``plain_bert_folder`` patched to
-   say no), which is what xmodal used before.
+   times. The baseline forces the SentenceTransformer path (``BertSentenceModel`` patched to
+   refuse every folder), which is what xmodal used before.
 2. Bulk encoding: captions per second through ``MiniLMEncoder.encode_text`` (batches of 64),
    both backends in one process, alternated, and whether their vectors are bit-identical.
 
@@ -27,8 +27,10 @@ from pathlib import Path
 RUN = (
     "import sys\n"
     "import xmodal.encoders.minilm as m\n"
+    "def refuse(*args, **kwargs):\n"
+    "    raise ValueError('forced SentenceTransformer')\n"
     "if sys.argv.pop(1) == 'st':\n"
-    "    m.plain_bert_folder = lambda path: False\n"
+    "    m.BertSentenceModel = refuse\n"
     "from xmodal.cli.main import main\n"
     "sys.argv[0] = 'xmodal'\n"
     "sys.exit(main())\n"
@@ -84,12 +86,16 @@ def bulk(texts: list[str], rounds: int) -> dict[str, object]:
     import xmodal.encoders.minilm as m
 
     ours = m.MiniLMEncoder()
-    real = m.plain_bert_folder
-    m.plain_bert_folder = lambda path: False
+    real = m.BertSentenceModel
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("forced SentenceTransformer")
+
+    m.BertSentenceModel = refuse  # type: ignore[assignment,misc]
     try:
         st = m.MiniLMEncoder()
     finally:
-        m.plain_bert_folder = real
+        m.BertSentenceModel = real  # type: ignore[misc]
     assert ours._bert is not None and st._bert is None
     rates: dict[str, list[float]] = {"torch": [], "st": []}
     vectors = {}

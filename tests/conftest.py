@@ -53,6 +53,14 @@ class BagOfWordsEncoder(Encoder):
         return np.stack([bow_vector(t) for t in inputs])
 
 
+class BagOfWordsEncoderV2(BagOfWordsEncoder):
+    """The same model at a later version: what an upgrade of an installed encoder looks like."""
+
+    def __init__(self, ref: str | None = None) -> None:
+        super().__init__(ref)
+        self.version = "2"
+
+
 class PixelEncoder(Encoder):
     """Image tower in the bow space: mean colour mapped to fixed words' buckets."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BagOfWordsEncoder, write
+from tests.conftest import BagOfWordsEncoder, BagOfWordsEncoderV2, write
 from tests.media_makers import png
 from xmodal.cli.main import main
 from xmodal.encoders import registry as registry_module
@@ -138,13 +138,8 @@ def test_reindex_after_a_model_upgrade_says_to_reembed(
     root, coll = media(tmp_path / "m"), str(tmp_path / "c")
     run(capsys, "index", str(root), "--model", "bow", "-c", coll, "-q")
 
-    class BowV2(BagOfWordsEncoder):
-        def __init__(self, ref: str | None = None) -> None:
-            super().__init__(ref)
-            self.version = "2"
-
     upgraded = EncoderRegistry()
-    upgraded.register("bow", BowV2)
+    upgraded.register("bow", BagOfWordsEncoderV2)
     monkeypatch.setattr(registry_module, "_default", upgraded)
     code, out, err = run(capsys, "index", str(root), "-c", coll, "-q")  # every file unchanged
     assert code == 3 and "bow 1 -> bow 2" in err and f"xmodal index --reembed -c {Path(coll).absolute()}" in err

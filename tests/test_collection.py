@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import FAKE_MODEL, BagOfWordsEncoder, PixelEncoder, write
+from tests.conftest import FAKE_MODEL, BagOfWordsEncoder, BagOfWordsEncoderV2, PixelEncoder, write
 from tests.media_makers import png
 from xmodal.collection import Collection
 from xmodal.config import ModelConfig
@@ -216,13 +216,8 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     assert manifest["config"]["model"]["image"] == "pixels"
 
     # an installed encoder that now makes other vectors (a new version) is caught when it loads
-    class BowV2(BagOfWordsEncoder):
-        def __init__(self, ref: str | None = None) -> None:
-            super().__init__(ref)
-            self.version = "2"
-
     upgraded = EncoderRegistry()
-    upgraded.register("bow", BowV2)
+    upgraded.register("bow", BagOfWordsEncoderV2)
     upgraded.register("pixels", PixelEncoder)
     stale = Collection.open(tmp_path / "coll", registry=upgraded)
     with pytest.raises(EncoderMismatchError, match="reembed"):

@@ -174,10 +174,14 @@ class Collection:
             self.catalog.set_model_state(self._model_state())
             return
         if state != self._model_state():
-            self.config = replace(self.config, model=ModelConfig.from_dict(state["model"]))
-            self.manifest.update({key: state.get(key) for key in MODEL_STATE_KEYS})
-            self.manifest["config"] = self.config.to_dict()
+            self._adopt_model_state(state)
             _write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    def _adopt_model_state(self, state: dict[str, Any]) -> None:
+        """Take the model recorded in the catalog (config and manifest, in memory)."""
+        self.config = replace(self.config, model=ModelConfig.from_dict(state["model"]))
+        self.manifest.update({key: state.get(key) for key in MODEL_STATE_KEYS})
+        self.manifest["config"] = self.config.to_dict()
 
     # ---- index state ------------------------------------------------------------------------
     def _load_or_rebuild_index(self) -> VectorIndex:
@@ -230,9 +234,7 @@ class Collection:
         state = self.catalog.model_state()
         if state is None or state == self._model_state():
             return
-        self.config = replace(self.config, model=ModelConfig.from_dict(state["model"]))
-        self.manifest.update({key: state.get(key) for key in MODEL_STATE_KEYS})
-        self.manifest["config"] = self.config.to_dict()
+        self._adopt_model_state(state)
         self.embedder = Embedder(self.config, self.registry)
         self.dim = int(state["dim"])
         self._verified = False

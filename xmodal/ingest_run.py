@@ -153,7 +153,6 @@ class IngestRun:
     def _flush(self) -> None:
         if not self.pending:
             return
-        self.coll.verify_encoders()
         fresh = [p for p in self.pending if p.reused is None]
         encoded = iter(self.coll.embedder.encode([p.extracted for p in fresh if p.extracted is not None]))
         rows = []

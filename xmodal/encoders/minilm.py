@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.encoders.base import Encoder
-from xmodal.encoders.bert import BertSentenceModel, plain_bert_folder
+from xmodal.encoders.bert import BertSentenceModel
 from xmodal.errors import MissingDependencyError, ModelError
 from xmodal.types import Modality
 
@@ -52,14 +52,13 @@ class MiniLMEncoder(Encoder):
         self.space = MINILM_SPACE
         self._bert: BertSentenceModel | None = None
         self._model: Any = None
-        if plain_bert_folder(path):
-            try:
-                self._bert = BertSentenceModel(path, device=device)
-            except Exception as exc:  # e.g. weights under other names: SentenceTransformer may still load it
-                log.debug("%s: plain BERT load failed (%s); using SentenceTransformer", path, exc)
-            else:
-                self.dim, self.max_seq_length = self._bert.dim, self._bert.max_seq_length
-                return
+        try:
+            self._bert = BertSentenceModel(path, device=device)
+        except Exception as exc:  # not a plain BERT folder, or one it cannot load: SentenceTransformer may
+            log.debug("%s: using SentenceTransformer (%s)", path, exc)
+        else:
+            self.dim, self.max_seq_length = self._bert.dim, self._bert.max_seq_length
+            return
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a core dependency
