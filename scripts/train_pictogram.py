@@ -93,6 +93,9 @@ def add_hubness(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings:
     from xmodal.train.hubness import fit_hubness, store_float16
     from xmodal.train.trainer import embed_captions
 
+    if settings.get("memory"):
+        add_memory(model_dir, pairs, text, seed, settings, float16)
+        return
     rows = int(settings.get("hubness_bank", 0))
     if rows <= 0:
         store_float16(model_dir)
@@ -108,6 +111,42 @@ def add_hubness(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings:
         rows=rows,
         k=int(settings.get("hubness_k", 10)),
         weight=float(settings.get("hubness_weight", 0.5)),
+        seed=seed,
+        float16=float16,
+    )
+
+
+def add_memory(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings: dict[str, Any], float16: bool) -> None:
+    """Fit the memory (xmodal.train.memory): one training picture per set and name (first
+    caption; Material's and Google's style variants of one icon are one entry), named by that
+    first caption; the distinct names are the table, which is also the hubness bank; the
+    hubness mean over the 4,096 pairs the gap uses."""
+    from xmodal.train.memory import fit_memory
+
+    assert pairs.sources is not None
+    first: dict[tuple[str, str], int] = {}
+    for i, (src, caps) in enumerate(zip(pairs.sources, pairs.captions, strict=True)):
+        first.setdefault((src, caps[0]), i)
+    keep = np.array(sorted(first.values()))
+    names = sorted({pairs.captions[i][0] for i in keep})
+    row = {c: j for j, c in enumerate(names)}
+    encoder = PictogramEncoder(str(model_dir))
+    pictures = encoder.encode_query(Modality.IMAGE, composite_pil(pairs.pixels[keep]))
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    hub_sample = encoder.encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
+    fit_memory(
+        model_dir,
+        pictures,
+        np.array([row[pairs.captions[i][0]] for i in keep]),
+        text.encode_text(names),
+        hub_sample,
+        k=int(settings.get("memory_k", 10)),
+        beta=float(settings.get("memory_beta", 20.0)),
+        weight=float(settings.get("memory_weight", 0.15)),
+        hub_k=int(settings.get("hubness_k", 10)),
+        hub_weight=float(settings.get("hubness_weight", 0.5)),
+        subvectors=int(settings.get("pq_subvectors", 96)),
         seed=seed,
         float16=float16,
     )
@@ -164,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     # fitted to its drawing, which removes the icon sets' different paddings)
     inference = over.pop("inference", {})
     # fitted after the gap (they need the final preprocessing): see xmodal.train.hubness
-    hubness = {k: inference.pop(k) for k in ("hubness_bank", "hubness_k", "hubness_weight") if k in inference}
+    fitted = ("hubness_bank", "hubness_k", "hubness_weight", "memory", "memory_k", "memory_beta", "memory_weight")
+    hubness = {k: inference.pop(k) for k in (*fitted, "pq_subvectors") if k in inference}
     float16 = bool(over.pop("float16_weights", False))
     aug = AugmentConfig.from_dict(over.pop("augment", {}))
     cfg = TrainConfig(

@@ -4,7 +4,7 @@
 # Usage: scripts/train_pictogram.sh [OUT_DIR] [CACHE_DIR]   (defaults: ./pictogram-model, ~/.cache/xmodal-picto)
 # or:    make pictogram [OUT=DIR] [CACHE=DIR]   (installs the train extra into .venv first)
 # Needs: npm, and a Python (PYTHON=...) with xmodal's dependencies and the train extra.
-# Budget: <= 90 min on 2 cores (training starts no epoch that would end past 5100 s).
+# Budget: <= 90 min on 2 cores (training starts no epoch that would end past 5000 s).
 set -euo pipefail
 OUT=${1:-pictogram-model}
 CACHE=${2:-${HOME}/.cache/xmodal-picto}

@@ -57,6 +57,12 @@ class PictogramConfig:
     caption centroids, minus that mean over training pictures). The offset is folded into the
     vector along the mean-caption direction (``d = m / |m|^2``, so a caption's dot with it is
     about 1), so any inner-product index applies it; query pictures skip it with the gap shift.
+    ``memory_size`` > 0 (needs ``hubness_bank``): a memory of that many training pictures and
+    their names (Tip-Adapter-style; see :mod:`xmodal.encoders.pictogram_memory`). Every picture,
+    indexed or query, is moved towards the names of its ``memory_k`` nearest remembered pictures:
+    ``unit(u + memory_weight * unit(sum softmax(memory_beta * cos) * name))``. The names are a
+    table of ``hubness_bank`` caption vectors that is also the hubness bank; keys and table are
+    stored as product-quantisation codes (``pq_subvectors`` bytes a row).
     """
 
     kind: str = "cnn"
@@ -73,6 +79,11 @@ class PictogramConfig:
     hubness_bank: int = 0
     hubness_k: int = 10
     hubness_weight: float = 0.5
+    memory_size: int = 0
+    memory_k: int = 10
+    memory_beta: float = 20.0
+    memory_weight: float = 0.15
+    pq_subvectors: int = 96
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +113,20 @@ class PictogramConfig:
             )
         if cfg.hubness_bank and not cfg.gap_shift:
             raise ModelError("pictogram config: hubness_bank needs gap_shift")
+        if cfg.memory_size:
+            check_memory_config(cfg)
         return cfg
+
+
+def check_memory_config(cfg: PictogramConfig) -> None:
+    if cfg.memory_size < 0 or not cfg.hubness_bank:
+        raise ModelError("pictogram config: memory_size needs hubness_bank (its caption table) and must be >= 0")
+    if not 1 <= cfg.memory_k <= cfg.memory_size:
+        raise ModelError(f"pictogram config: memory_k {cfg.memory_k} must be within 1-{cfg.memory_size} (memory_size)")
+    if cfg.memory_beta <= 0 or cfg.memory_weight < 0:
+        raise ModelError("pictogram config: memory_beta must be > 0 and memory_weight >= 0")
+    if cfg.pq_subvectors < 1 or cfg.embed_dim % cfg.pq_subvectors:
+        raise ModelError(f"pictogram config: pq_subvectors {cfg.pq_subvectors} must divide embed_dim {cfg.embed_dim}")
 
 
 def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
@@ -139,9 +163,13 @@ def build_network(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
 
 def gap_shift_module(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
     """unit(x) + gap, with ``gap`` a saved buffer (zeros until the trainer measures it); with
-    ``cfg.hubness_bank`` also minus the hubness offset along ``hub_dir`` (see PictogramConfig)."""
+    ``cfg.hubness_bank`` also minus the hubness offset along ``hub_dir``, and with
+    ``cfg.memory_size`` the memory's pull first (see PictogramConfig). ``query(x)``: the vector
+    of a query picture (no gap, no hubness; the memory's pull)."""
     import torch
     from torch import nn
+
+    from xmodal.encoders.pictogram_memory import MemoryBuffers
 
     dim, rows, k, weight = cfg.embed_dim, cfg.hubness_bank, cfg.hubness_k, cfg.hubness_weight
 
@@ -154,16 +182,23 @@ def gap_shift_module(cfg: PictogramConfig):  # type: ignore[no-untyped-def]
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("gap", torch.zeros(dim))
+            self.memory = MemoryBuffers(cfg) if cfg.memory_size else None
             if rows:
-                self.register_buffer("hub_bank", torch.zeros(rows, dim))
+                if self.memory is None:  # with a memory the bank is its caption table
+                    self.register_buffer("hub_bank", torch.zeros(rows, dim))
                 self.register_buffer("hub_dir", torch.zeros(dim))
                 self.register_buffer("hub_mean", torch.zeros(1))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def query(self, x: torch.Tensor) -> torch.Tensor:
             unit = nn.functional.normalize(x, dim=-1)
+            return self.memory.pull(unit) if self.memory is not None else unit
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            unit = nn.functional.normalize(self.query(x), dim=-1)
             out = unit + self.gap
             if rows:
-                offset = hub_score(unit, self.hub_bank, k) - self.hub_mean
+                bank = self.memory.table() if self.memory is not None else self.hub_bank
+                offset = hub_score(unit, bank, k) - self.hub_mean
                 out = out - weight * offset[:, None] * self.hub_dir
             return out
 
@@ -302,6 +337,7 @@ class PictogramEncoder(Encoder):
             x = torch.from_numpy(self._base.encode(Modality.IMAGE, list(inputs)))
         else:
             x = torch.from_numpy(images_to_array(inputs, self.config.image_size, self.config.fit_content))
-        net = self._net if shift or not self.config.gap_shift else self._net[:-1]
         with torch.inference_mode():
-            return np.asarray(net(x).numpy(), dtype=np.float32)
+            plain = shift or not self.config.gap_shift
+            out = self._net(x) if plain else self._net[-1].query(self._net[:-1](x))
+            return np.asarray(out.numpy(), dtype=np.float32)

@@ -70,11 +70,11 @@ def fit_hubness(
     if float16:
         state = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
     new_cfg = replace(cfg, hubness_bank=len(bank), hubness_k=k, hubness_weight=weight)
-    _write(model_dir, new_cfg, state, save_file)
+    write_model(model_dir, new_cfg, state, save_file)
     return new_cfg
 
 
-def _write(model_dir: Path, cfg: PictogramConfig, state: dict[str, Any], save_file: Any) -> None:
+def write_model(model_dir: Path, cfg: PictogramConfig, state: dict[str, Any], save_file: Any) -> None:
     """Both files are written in full to temporary names first and then renamed, so a failed
     write leaves the model as it was (only a crash between the two renames leaves a pair that
     fails to load, with ModelError naming the mismatch)."""
@@ -94,4 +94,5 @@ def store_float16(model_dir: Path) -> None:
 
     _, cfg = read_model_dir(model_dir)
     state = load_file(str(model_dir / WEIGHTS_FILE))
-    _write(model_dir, cfg, {name: t.half() if t.is_floating_point() else t for name, t in state.items()}, save_file)
+    half = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
+    write_model(model_dir, cfg, half, save_file)

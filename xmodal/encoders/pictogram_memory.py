@@ -1,0 +1,71 @@
+"""The pictogram tower's memory of its training pictures (``PictogramConfig.memory_size``).
+
+A picture in a style the network never saw still lands near training pictures of the same
+thing; their names are the best guess at what it shows. So every picture's unit vector ``u`` is
+moved towards the names of its ``memory_k`` nearest remembered pictures (cosine between unit
+vectors, weights ``softmax(memory_beta * cos)``):
+
+    u' = u + memory_weight * unit(sum_j w_j * name_j)
+
+-- a cache model as in Tip-Adapter (Zhang et al., ECCV 2022) with caption vectors as the values,
+so ``u'`` stays a plain vector for any inner-product index. Keys (the remembered pictures' unit
+vectors) and the name table are stored as product-quantisation codes (Jegou et al. 2011; one
+byte per ``embed_dim / pq_subvectors`` dimensions, codebooks from FAISS at fitting time) and
+decoded once, on first use; the name table doubles as the hubness bank. Fitted by
+:mod:`xmodal.train.memory`. Imported only when a model has a memory (it imports torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def pq_decode(codes: torch.Tensor, books: torch.Tensor) -> torch.Tensor:
+    """uint8 codes (n, m) and codebooks (m, 256, d/m) -> unit float32 rows (n, d)."""
+    m = books.shape[0]
+    parts = books.float()[torch.arange(m), codes.long()]  # (n, m, d/m)
+    return nn.functional.normalize(parts.reshape(codes.shape[0], -1), dim=-1)
+
+
+class MemoryBuffers(nn.Module):
+    """The saved codes, codebooks and name ids, and the pull they define."""
+
+    key_codes: torch.Tensor
+    key_books: torch.Tensor
+    names: torch.Tensor
+    table_codes: torch.Tensor
+    table_books: torch.Tensor
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        m, sub = cfg.pq_subvectors, cfg.embed_dim // cfg.pq_subvectors
+        self.k, self.beta, self.weight = cfg.memory_k, cfg.memory_beta, cfg.memory_weight
+        self.register_buffer("key_codes", torch.zeros(cfg.memory_size, m, dtype=torch.uint8))
+        self.register_buffer("key_books", torch.zeros(m, 256, sub))
+        self.register_buffer("names", torch.zeros(cfg.memory_size, dtype=torch.int32))
+        self.register_buffer("table_codes", torch.zeros(cfg.hubness_bank, m, dtype=torch.uint8))
+        self.register_buffer("table_books", torch.zeros(m, 256, sub))
+        self._decoded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_decoded", None))
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._decoded is None:
+            with torch.no_grad():
+                keys = pq_decode(self.key_codes, self.key_books)
+                self._decoded = keys, pq_decode(self.table_codes, self.table_books)
+        return self._decoded
+
+    def table(self) -> torch.Tensor:
+        """The decoded name table (unit rows), also the hubness bank."""
+        return self._tables()[1]
+
+    def pull(self, unit: torch.Tensor) -> torch.Tensor:
+        """``unit`` (b, d) unit vectors -> ``unit + weight * unit(weighted names)`` (not unit)."""
+        keys, table = self._tables()
+        sims, idx = (unit @ keys.t()).topk(self.k, dim=-1)
+        w = torch.softmax(self.beta * sims, dim=-1)
+        guess = (w.unsqueeze(-1) * table[self.names[idx].long()]).sum(dim=1)
+        return unit + self.weight * nn.functional.normalize(guess, dim=-1)
