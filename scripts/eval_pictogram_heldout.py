@@ -45,16 +45,20 @@ def main(argv: list[str] | None = None) -> int:
         text = text_enc.encode_text(queries)
         # indexed pictures (with the gap shift) for text queries; query pictures (without it)
         # against the texts, exactly as a collection uses them
-        sims = text @ image_enc.encode_images(pictures).T
+        indexed = image_enc.encode_images(pictures)
+        sims = text @ indexed.T
         t2i = dense_metrics(sims, pos)
         by_size[s] = recall_by_group_size(sims, pos)
-        i2t = dense_metrics(image_enc.encode_query(Modality.IMAGE, pictures) @ text.T, pos.T)
+        query_pictures = image_enc.encode_query(Modality.IMAGE, pictures)
+        i2t = dense_metrics(query_pictures @ text.T, pos.T)
+        i2i = image_to_image(query_pictures, indexed, [x["query"] for x in items])
         n_img, n_q = len(items), len(queries)
         rows[s] = {
             "images": n_img,
             "queries": n_q,
             **{f"t2i_{k}": v for k, v in t2i.items()},
             **{f"i2t_{k}": v for k, v in i2t.items()},
+            **{f"i2i_{k}": v for k, v in i2i.items()},
             **{f"t2i_random_recall@{k}": random_recall_at_k(n_img, k) for k in (1, 5, 10)},
             **{f"i2t_random_recall@{k}": random_recall_at_k(n_q, k) for k in (1, 5, 10)},
         }
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['i2t_random_recall@10']:.4f}",
         ]
         print(f"| {s} | {r['images']} | {r['queries']} | " + " | ".join(cells + base) + " |")
+    print("\n| held-out set | image queries | i2i R@1 | R@10 | MRR@10 |\n|---|---|---|---|---|")
+    for s, r in rows.items():
+        cells = [f"{r[f'i2i_{m}']:.3f}" for m in ("recall@1", "recall@10", "mrr@10")]
+        print(f"| {s} | {r['i2i_queries']:.0f} | " + " | ".join(cells) + " |")
     print("\n| held-out set | relevant images per query | queries | t2i R@10 |\n|---|---|---|---|")
     for s, table in by_size.items():
         for size, (n, recall) in sorted(table.items()):
@@ -80,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
             rows[s]["t2i_recall@10_by_group_size"] = {str(k): v[1] for k, v in table.items()}
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
+
+
+def image_to_image(queries: np.ndarray, indexed: np.ndarray, groups: list[str]) -> dict[str, float]:
+    """Each picture of a group with others (skin tones, -fill / -solid variants) as a query
+    picture against every other indexed picture of the set; relevant = the rest of its group."""
+    from xmodal.eval.metrics import dense_metrics
+
+    g = np.array(groups)
+    same = g[:, None] == g[None, :]
+    np.fill_diagonal(same, False)
+    rows = np.flatnonzero(same.any(axis=1))
+    sims = queries[rows] @ indexed.T
+    sims[np.arange(len(rows)), rows] = -np.inf  # never the query itself
+    return {**dense_metrics(sims, same[rows]), "queries": float(len(rows))}
 
 
 def recall_by_group_size(sims: np.ndarray, pos: np.ndarray, k: int = 10) -> dict[int, tuple[int, float]]:

@@ -158,8 +158,9 @@ class _Tower:
         self.device = device
         self.features: torch.Tensor | None = None
         # the gap-shift layer is added after training (with_gap_shift), whatever the arch says;
-        # a hubness bank is fitted after that (xmodal.train.hubness), so a reused config drops it
-        arch = replace(cfg.arch, gap_shift=False, hubness_bank=0)
+        # a hubness bank and a memory are fitted after that (xmodal.train.hubness / .memory), so a
+        # reused config drops them
+        arch = replace(cfg.arch, gap_shift=False, hubness_bank=0, memory_size=0)
         if base is not None:
             self.features = torch.from_numpy(self._base_features(pairs.pixels)).to(device)
             arch = PictogramConfig(
