@@ -106,6 +106,8 @@ def test_product_quantisation_decodes_like_faiss() -> None:
         {"gap_shift": True, "hubness_bank": 5, "memory_size": 5, "memory_weight": -1},
         {"gap_shift": True, "hubness_bank": 5, "memory_size": 5, "pq_subvectors": 7},
         {"gap_shift": True, "hubness_bank": 5, "memory_size": -1},
+        {"gap_shift": True, "hubness_bank": 5, "memory_size": 5, "memory_k": 2.0},
+        {"gap_shift": True, "hubness_bank": 5, "memory_size": 5, "memory_beta": float("nan")},
     ],
 )
 def test_bad_memory_configs(bad: dict) -> None:  # type: ignore[type-arg]
@@ -128,11 +130,17 @@ def test_fitting_refuses_bad_inputs_and_leaves_the_model_untouched(tmp_path: Pat
         ((remembered[:, :100], ids, table, plain), {}, "384 dimensions"),
         ((remembered, ids, table, plain), {"subvectors": 7}, "pq_subvectors"),
         ((remembered, ids, table, plain), {"k": 301}, "memory_k"),
+        ((remembered, ids.astype(float), table, plain), {}, "integers"),
+        ((remembered, ids, table, plain[:0]), {}, "non-empty"),
+        ((remembered, ids, table, plain[0]), {}, "non-empty"),
     ]
     for args, kw, message in cases:
         with pytest.raises(InvalidArgumentError, match=message):
             fit_memory(d, *args, **kw)
     assert (d / "model.safetensors").read_bytes() == before
+    fit_memory(d, remembered, ids, table, plain, subvectors=8)
+    with pytest.raises(InvalidArgumentError, match="already has a memory"):
+        fit_memory(d, remembered, ids, table, plain, subvectors=8)
     other = tmp_path / "no-gap"
     other.mkdir()
     with pytest.raises(InvalidArgumentError, match="gap shift"):
@@ -147,4 +155,23 @@ def test_weights_without_the_memory_do_not_load_as_a_model_with_one(tmp_path: Pa
     cfg.update(hubness_bank=280, memory_size=300, pq_subvectors=8)
     (d / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
     with pytest.raises(ModelError, match="do not match"):
+        PictogramEncoder(str(d))
+
+
+def test_name_ids_outside_the_table_are_refused_at_load(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from xmodal.train.memory import fit_memory
+
+    d = tiny_model_dir(tmp_path)
+    plain = PictogramEncoder(str(d)).encode_query(Modality.IMAGE, pictures())
+    fit_memory(d, *_memory(plain), plain, subvectors=8)
+    enc = PictogramEncoder(str(d))
+    enc.encode_images(pictures())  # decodes under inference_mode; the cache stays usable outside it
+    assert not enc._net[-1].memory.table().is_inference()
+    w = load_file(str(d / "model.safetensors"))
+    key = next(k for k in w if k.endswith("memory.names"))
+    w[key][0] = 280  # one past the table's last row
+    save_file(w, str(d / "model.safetensors"))
+    with pytest.raises(ModelError, match="outside the name table"):
         PictogramEncoder(str(d))

@@ -14,6 +14,7 @@ never imports training code; the trainer builds its networks through :func:`buil
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,6 +120,12 @@ class PictogramConfig:
 
 
 def check_memory_config(cfg: PictogramConfig) -> None:
+    ints = (cfg.memory_size, cfg.memory_k, cfg.pq_subvectors, cfg.hubness_bank)
+    floats = (cfg.memory_beta, cfg.memory_weight)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not all(
+        isinstance(v, int | float) and math.isfinite(v) for v in floats
+    ):
+        raise ModelError("pictogram config: memory sizes must be integers and its beta and weight finite numbers")
     if cfg.memory_size < 0 or not cfg.hubness_bank:
         raise ModelError("pictogram config: memory_size needs hubness_bank (its caption table) and must be >= 0")
     if not 1 <= cfg.memory_k <= cfg.memory_size:

@@ -30,6 +30,15 @@ def pq_decode(codes: torch.Tensor, books: torch.Tensor) -> torch.Tensor:
     return nn.functional.normalize(parts.reshape(codes.shape[0], -1), dim=-1)
 
 
+def _loaded(module: MemoryBuffers, _keys: Any) -> None:
+    """After loading: forget decoded tables; name ids must point into the name table (a
+    ValueError here becomes the encoder's ModelError)."""
+    module._decoded = None
+    names = module.names
+    if names.numel() and (int(names.min()) < 0 or int(names.max()) >= module.table_codes.shape[0]):
+        raise ValueError("memory name ids point outside the name table")
+
+
 class MemoryBuffers(nn.Module):
     """The saved codes, codebooks and name ids, and the pull they define."""
 
@@ -49,11 +58,17 @@ class MemoryBuffers(nn.Module):
         self.register_buffer("table_codes", torch.zeros(cfg.hubness_bank, m, dtype=torch.uint8))
         self.register_buffer("table_books", torch.zeros(m, 256, sub))
         self._decoded: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_decoded", None))
+        self.register_load_state_dict_post_hook(_loaded)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> MemoryBuffers:
+        self._decoded = None  # .to(), .half(), ...: decode again from the converted buffers
+        return super()._apply(fn, recurse)
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._decoded is None:
-            with torch.no_grad():
+            # normal tensors even when first used under inference_mode (two threads may both
+            # decode: the same result, one of them kept)
+            with torch.inference_mode(False), torch.no_grad():
                 keys = pq_decode(self.key_codes, self.key_books)
                 self._decoded = keys, pq_decode(self.table_codes, self.table_books)
         return self._decoded

@@ -65,7 +65,16 @@ def fit_memory(
     from safetensors.torch import load_file, save_file
 
     _, cfg = read_model_dir(model_dir)
+    if cfg.memory_size:
+        raise InvalidArgumentError(
+            f"{model_dir}: the model already has a memory (its query vectors include the pull); "
+            "fit one on the model without it"
+        )
     name_ids = np.asarray(name_ids)
+    if name_ids.ndim != 1 or (name_ids.size and name_ids.dtype.kind not in "iu"):
+        raise InvalidArgumentError("memory: name ids must be integers, one per picture")
+    if any(np.ndim(x) != 2 or not len(x) for x in (picture_vecs, name_vecs, hub_sample)):
+        raise InvalidArgumentError("memory: pictures, names and the hubness sample must be non-empty (n, dim) arrays")
     dims = {np.shape(picture_vecs)[-1], np.shape(name_vecs)[-1], np.shape(hub_sample)[-1]}
     if not cfg.gap_shift:
         raise InvalidArgumentError(f"{model_dir}: the memory needs a model with the gap shift")
@@ -100,6 +109,8 @@ def fit_memory(
     from xmodal.encoders.pictogram_memory import pq_decode
 
     table = pq_decode(torch.from_numpy(table_codes), torch.from_numpy(table_books))
+    # centred on training pictures before the pull, as in version 7: pulled, a training picture
+    # would move towards its own name (it is in the memory), unlike any new picture
     hub_mean = float(hub_score(torch.from_numpy(_unit(hub_sample)), table, hub_k).mean())
     mean = names.astype(np.float64).mean(axis=0)
     state = load_file(str(model_dir / WEIGHTS_FILE))
