@@ -39,12 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from build_pictogram_data import HELDOUT_SETS
-    from train_pictogram import CachedText, composite_pil
+    from train_pictogram import CachedText, composite_pil, gap_sample, one_per_set_and_name
 
     from xmodal.encoders.pictogram import PictogramEncoder, hub_score, images_to_array
     from xmodal.encoders.pictogram_memory import pq_decode
     from xmodal.eval.metrics import dense_metrics
     from xmodal.train.data import load_npz_pairs
+    from xmodal.train.hubness import caption_direction
     from xmodal.train.memory import product_quantise
 
     torch.set_num_threads(2)
@@ -72,17 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     table = _unit(text.encode_text(names))
     name_ids = np.array([row[c] for c in firsts])
     pictures = plain(pairs.pixels)
-    rng = np.random.default_rng(args.seed)
-    hub_sample = pictures[np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))]
-    mean = table.astype(np.float64).mean(axis=0)
-    direction = (mean / float(mean @ mean)).astype(np.float32)
+    hub_sample = pictures[gap_sample(pairs, args.seed)]
+    direction = caption_direction(table)
     sources = np.array(pairs.sources)
-    seen: dict[tuple[str, str], int] = {}
-    for i, (src, c) in enumerate(zip(pairs.sources, firsts, strict=True)):
-        seen.setdefault((src, c), i)
     selections = {
         "all pictures": np.arange(len(pairs)),
-        "one per set and name (shipped)": np.array(sorted(seen.values())),
+        "one per set and name (shipped)": one_per_set_and_name(pairs),
         "emoji sets only": np.flatnonzero(np.isin(sources, EMOJI_SETS)),
         "icon sets only": np.flatnonzero(~np.isin(sources, EMOJI_SETS)),
     }

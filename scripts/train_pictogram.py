@@ -67,6 +67,21 @@ class CachedText(Encoder):
         return vecs
 
 
+def gap_sample(pairs: Any, seed: int) -> np.ndarray:
+    """The 4,096 training pairs (sorted indices) the gap, the hubness mean and the memory use."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+
+
+def one_per_set_and_name(pairs: Any) -> np.ndarray:
+    """Indices of the first training picture of each (set, first caption): the memory's pictures."""
+    assert pairs.sources is not None
+    first: dict[tuple[str, str], int] = {}
+    for i, (src, caps) in enumerate(zip(pairs.sources, pairs.captions, strict=True)):
+        first.setdefault((src, caps[0]), i)
+    return np.array(sorted(first.values()))
+
+
 def remeasure_gap(model_dir: Path, pairs: Any, text: Encoder, seed: int) -> None:
     """Measure the modality-gap vector again through the inference settings just written (the
     trainer measured it on the training-time preprocessing): mean first-caption vector minus
@@ -76,8 +91,7 @@ def remeasure_gap(model_dir: Path, pairs: Any, text: Encoder, seed: int) -> None
 
     from xmodal.encoders.pictogram import WEIGHTS_FILE
 
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    sample = gap_sample(pairs, seed)
     first = text.encode_text([pairs.captions[i][0] for i in sample])
     images = PictogramEncoder(str(model_dir)).encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
     state = load_file(str(model_dir / WEIGHTS_FILE))
@@ -100,8 +114,7 @@ def add_hubness(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings:
     if rows <= 0:
         store_float16(model_dir)
         return
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    sample = gap_sample(pairs, seed)
     _, caption_vecs, _ = embed_captions(pairs, text)
     pictures = PictogramEncoder(str(model_dir)).encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
     fit_hubness(
@@ -123,17 +136,12 @@ def add_memory(model_dir: Path, pairs: Any, text: Encoder, seed: int, settings: 
     hubness mean over the 4,096 pairs the gap uses."""
     from xmodal.train.memory import fit_memory
 
-    assert pairs.sources is not None
-    first: dict[tuple[str, str], int] = {}
-    for i, (src, caps) in enumerate(zip(pairs.sources, pairs.captions, strict=True)):
-        first.setdefault((src, caps[0]), i)
-    keep = np.array(sorted(first.values()))
+    keep = one_per_set_and_name(pairs)
     names = sorted({pairs.captions[i][0] for i in keep})
     row = {c: j for j, c in enumerate(names)}
     encoder = PictogramEncoder(str(model_dir))
     pictures = encoder.encode_query(Modality.IMAGE, composite_pil(pairs.pixels[keep]))
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(len(pairs), size=min(len(pairs), 4096), replace=False))
+    sample = gap_sample(pairs, seed)
     hub_sample = encoder.encode_query(Modality.IMAGE, composite_pil(pairs.pixels[sample]))
     fit_memory(
         model_dir,

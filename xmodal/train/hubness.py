@@ -44,7 +44,7 @@ def fit_hubness(
     sample of training pictures (``encode_query``: no gap shift). ``float16`` stores every
     floating-point tensor as float16 (the encoder runs them as float32)."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     _, cfg = read_model_dir(model_dir)
     if not cfg.gap_shift:
@@ -52,8 +52,7 @@ def fit_hubness(
     if len(caption_vecs) < k or rows < k:
         raise InvalidArgumentError(f"hubness: need at least k={k} captions and bank rows")
     bank = caption_bank(caption_vecs, rows, seed)
-    mean = caption_vecs.astype(np.float64).mean(axis=0)
-    direction = (mean / float(mean @ mean)).astype(np.float32)
+    direction = caption_direction(caption_vecs)
     bank_t = torch.from_numpy(bank)
     pictures = torch.nn.functional.normalize(torch.from_numpy(np.asarray(picture_vecs, dtype=np.float32)), dim=-1)
     hub_mean = float(hub_score(pictures, bank_t, k).mean())
@@ -67,17 +66,27 @@ def fit_hubness(
             prefix + "hub_mean": torch.tensor([hub_mean], dtype=torch.float32),
         }
     )
-    if float16:
-        state = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
     new_cfg = replace(cfg, hubness_bank=len(bank), hubness_k=k, hubness_weight=weight)
-    write_model(model_dir, new_cfg, state, save_file)
+    write_model(model_dir, new_cfg, state, float16)
     return new_cfg
 
 
-def write_model(model_dir: Path, cfg: PictogramConfig, state: dict[str, Any], save_file: Any) -> None:
-    """Both files are written in full to temporary names first and then renamed, so a failed
-    write leaves the model as it was (only a crash between the two renames leaves a pair that
-    fails to load, with ModelError naming the mismatch)."""
+def caption_direction(caption_vecs: np.ndarray) -> np.ndarray:
+    """m / |m|^2 for the captions' mean m: the direction a hubness offset is folded along (a
+    caption's dot with it is about 1)."""
+    mean = np.asarray(caption_vecs).astype(np.float64).mean(axis=0)
+    return (mean / float(mean @ mean)).astype(np.float32)
+
+
+def write_model(model_dir: Path, cfg: PictogramConfig, state: dict[str, Any], float16: bool = False) -> None:
+    """Write config and weights (``float16``: every floating-point tensor as float16; the
+    encoder runs them as float32). Both files are written in full to temporary names first and
+    then renamed, so a failed write leaves the model as it was (only a crash between the two
+    renames leaves a pair that fails to load, with ModelError naming the mismatch)."""
+    from safetensors.torch import save_file
+
+    if float16:
+        state = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
     tmp_w = model_dir / (WEIGHTS_FILE + ".tmp")
     save_file({name: t.contiguous() for name, t in state.items()}, str(tmp_w))
     tmp_c = model_dir / (CONFIG_FILE + ".tmp")
@@ -90,9 +99,7 @@ def write_model(model_dir: Path, cfg: PictogramConfig, state: dict[str, Any], sa
 
 def store_float16(model_dir: Path) -> None:
     """Rewrite the weights in ``model_dir`` as float16 (half the size; run as float32)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     _, cfg = read_model_dir(model_dir)
-    state = load_file(str(model_dir / WEIGHTS_FILE))
-    half = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
-    write_model(model_dir, cfg, half, save_file)
+    write_model(model_dir, cfg, load_file(str(model_dir / WEIGHTS_FILE)), float16=True)

@@ -13,12 +13,11 @@ import numpy as np
 from xmodal.encoders.pictogram import (
     WEIGHTS_FILE,
     PictogramConfig,
-    check_memory_config,
     hub_score,
     read_model_dir,
 )
 from xmodal.errors import InvalidArgumentError, ModelError
-from xmodal.train.hubness import write_model
+from xmodal.train.hubness import caption_direction, write_model
 
 PQ_CENTROIDS = 256  # one byte per sub-vector
 
@@ -62,7 +61,7 @@ def fit_memory(
     picture ``i``; ``hub_sample``: training pictures' vectors for the hubness mean. The table
     replaces a hubness bank the model had; ``float16`` stores floating tensors as float16."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     _, cfg = read_model_dir(model_dir)
     if cfg.memory_size:
@@ -80,7 +79,7 @@ def fit_memory(
         raise InvalidArgumentError(f"{model_dir}: the memory needs a model with the gap shift")
     if dims != {cfg.embed_dim}:
         raise InvalidArgumentError(f"memory: vectors must have the model's {cfg.embed_dim} dimensions")
-    if len(picture_vecs) != len(name_ids) or not len(name_ids) or name_ids.min() < 0:
+    if len(picture_vecs) != len(name_ids) or name_ids.min() < 0:
         raise InvalidArgumentError("memory: need one name id (a row of the name table) per picture")
     if name_ids.max() >= len(name_vecs):
         raise InvalidArgumentError("memory: a name id is past the end of the name table")
@@ -98,8 +97,7 @@ def fit_memory(
         pq_subvectors=subvectors,
     )
     try:
-        check_memory_config(new_cfg)
-        PictogramConfig.from_dict(new_cfg.to_dict())
+        PictogramConfig.from_dict(new_cfg.to_dict())  # checks the memory settings too
     except ModelError as exc:
         raise InvalidArgumentError(str(exc)) from exc
     key_codes, key_books = product_quantise(_unit(picture_vecs), subvectors, seed)
@@ -112,13 +110,12 @@ def fit_memory(
     # centred on training pictures before the pull, as in version 7: pulled, a training picture
     # would move towards its own name (it is in the memory), unlike any new picture
     hub_mean = float(hub_score(torch.from_numpy(_unit(hub_sample)), table, hub_k).mean())
-    mean = names.astype(np.float64).mean(axis=0)
     state = load_file(str(model_dir / WEIGHTS_FILE))
     prefix = next(name for name in state if name.endswith("gap"))[: -len("gap")]
     state.pop(prefix + "hub_bank", None)
     state.update(
         {
-            prefix + "hub_dir": torch.from_numpy((mean / float(mean @ mean)).astype(np.float32)),
+            prefix + "hub_dir": torch.from_numpy(caption_direction(names)),
             prefix + "hub_mean": torch.tensor([hub_mean], dtype=torch.float32),
             prefix + "memory.key_codes": torch.from_numpy(key_codes),
             prefix + "memory.key_books": torch.from_numpy(key_books),
@@ -127,7 +124,5 @@ def fit_memory(
             prefix + "memory.table_books": torch.from_numpy(table_books),
         }
     )
-    if float16:
-        state = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
-    write_model(model_dir, new_cfg, state, save_file)
+    write_model(model_dir, new_cfg, state, float16)
     return new_cfg
