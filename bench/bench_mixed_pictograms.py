@@ -5,7 +5,8 @@ to beat documents, scans and recordings in one result list?
 Builds the demo corpus (quotes as text, scans, speech, plus 52 pictograms from icon sets the
 model never trained on), indexes it once per image model with the default stack (MiniLM, OCR,
 ASR) and asks each pictogram's name ("cloud rain", "red apple"), then the 5 Heroicons query
-pictures (image -> image). Every model is measured in the same run; compare ratios.
+pictures (image -> image), then the first six words of each quote (text -> text: must a picture
+ever top the quote?). Every model is measured in the same run; compare ratios.
 
     python bench/bench_mixed_pictograms.py --model v2=xmodal/data/models/pictogram --model v1=OLD_DIR
     python bench/bench_mixed_pictograms.py --model v2=DIR --no-gap v2   # also v2 with its gap shift removed
@@ -75,6 +76,13 @@ def measure(label: str, model_dir: Path, corpus: Path, root: Path) -> dict[str, 
         for q, want in IMAGE_QUERIES.items():
             names = [h.metadata.get("name") for h in coll.search(Query.image(corpus / "queries" / q), k=1)]
             img_hits.append(names[:1] == [want])
+        # the quotes' own words: the quote (or its scan or recording) must stay on top
+        text_top, text_picto = [], []
+        for doc in sorted((corpus / "texts").iterdir()):
+            query = " ".join(doc.read_text(encoding="utf-8").split()[:6])
+            names = [h.metadata.get("name") for h in coll.search(query, k=10)]
+            text_top.append(bool(names) and Path(names[0]).stem == doc.stem)
+            text_picto.append(bool(names) and names[0] in pictos)
     r = np.array(ranks)
     return {
         "text_queries": len(r),
@@ -83,6 +91,9 @@ def measure(label: str, model_dir: Path, corpus: Path, root: Path) -> dict[str, 
         "t2i_mrr@10": float(np.mean(np.where(r <= 10, 1.0 / r, 0.0))),
         "top_hit_is_a_pictogram": float(np.mean(top_is_picto)),
         "i2i_hit@1": float(np.mean(img_hits)),
+        "text_queries_on_texts": len(text_top),
+        "t2t_hit@1": float(np.mean(text_top)),
+        "t2t_top_is_a_pictogram": float(np.mean(text_picto)),
     }
 
 
@@ -105,14 +116,16 @@ def main() -> int:
         for label in args.no_gap
     ]
     print(
-        "| model | text queries | t2i hit@1 | t2i hit@10 | t2i MRR@10 | top hit is a pictogram | image->image hit@1 |"
+        "| model | text queries | t2i hit@1 | t2i hit@10 | t2i MRR@10 | top hit is a pictogram | image->image hit@1 "
+        "| quote queries | quote first | a pictogram first |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, model_dir in runs:
         m = measure(label.replace(" ", "-"), model_dir, corpus, root)
         print(
             f"| {label} | {m['text_queries']} | {m['t2i_hit@1']:.3f} | {m['t2i_hit@10']:.3f} | {m['t2i_mrr@10']:.3f} "
-            f"| {m['top_hit_is_a_pictogram']:.3f} | {m['i2i_hit@1']:.3f} |",
+            f"| {m['top_hit_is_a_pictogram']:.3f} | {m['i2i_hit@1']:.3f} | {m['text_queries_on_texts']} "
+            f"| {m['t2t_hit@1']:.3f} | {m['t2t_top_is_a_pictogram']:.3f} |",
             flush=True,
         )
     shutil.rmtree(root, ignore_errors=True)

@@ -3,7 +3,8 @@
 definitions, via xmodal.eval.metrics) on each held-out set, next to random-chance baselines.
 
 Images go through the real inference path (``PictogramEncoder`` on PIL images composited on
-white); queries through MiniLM. Prints a markdown table and writes JSON with ``--json``.
+white); queries through MiniLM, then the model's own text-query vectors for pictures when it has
+them (``text_query_for_images``). Prints a markdown table and writes JSON with ``--json``.
 
     python scripts/eval_pictogram_heldout.py --model xmodal/data/models/pictogram --data DATA_DIR
 """
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         # indexed pictures (with the gap shift) for text queries; query pictures (without it)
         # against the texts, exactly as a collection uses them
         indexed = image_enc.encode_images(pictures)
-        sims = text @ indexed.T
+        # text queries score pictures with the model's own query vectors when it has them
+        # (its memory of pictures per name), as SearchPipeline does
+        for_images = image_enc.text_query_for_images(text)
+        sims = (text if for_images is None else for_images) @ indexed.T
         t2i = dense_metrics(sims, pos)
         by_size[s] = recall_by_group_size(sims, pos)
         query_pictures = image_enc.encode_query(Modality.IMAGE, pictures)

@@ -12,7 +12,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from xmodal.train.augment import AugmentConfig
 from xmodal.train.data import load_npz_pairs
 from xmodal.train.trainer import ImageEncodeFn, TrainConfig, train
 from xmodal.types import Modality
+
+TextForImagesFn = Callable[[np.ndarray], np.ndarray | None]
 
 
 class CachedText(Encoder):
@@ -174,10 +176,13 @@ def heldout_evaluator(data: Path, set_name: str, text: Encoder):  # type: ignore
     qvecs = text.encode_text(queries)
     pos = np.array([[c[0] == q for c in pairs.captions] for q in queries], dtype=bool)
 
-    def evaluate(encode: ImageEncodeFn) -> dict[str, float]:
+    def evaluate(encode: ImageEncodeFn, for_images: TextForImagesFn | None = None) -> dict[str, float]:
+        """``for_images``: the model's own text-query vectors for pictures (its memory), as a
+        collection scores them; image->text always uses the caption vectors."""
         img = encode(pairs.pixels)
         sims = qvecs @ img.T
-        t2i = dense_metrics(sims, pos)
+        queried = for_images(qvecs) if for_images is not None else None
+        t2i = dense_metrics(sims if queried is None else queried @ img.T, pos)
         i2t = dense_metrics(sims.T, pos.T)
         out = {f"{set_name}_t2i_{k}": v for k, v in t2i.items()}
         out.update({f"{set_name}_i2t_{k}": v for k, v in i2t.items()})
@@ -231,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     for s, (_, n, q) in zip(HELDOUT, evals, strict=True):
         print(f"held-out {s}: {n} images, {q} queries", file=sys.stderr)
 
-    def mean_eval(encode: ImageEncodeFn) -> dict[str, float]:
+    def mean_eval(encode: ImageEncodeFn, for_images: TextForImagesFn | None = None) -> dict[str, float]:
         row: dict[str, float] = {}
         for ev, _, _ in evals:
-            row.update(ev(encode))
+            row.update(ev(encode, for_images))
         row["heldout_mean_t2i_recall@10"] = float(np.mean([row[f"{s}_t2i_recall@10"] for s in HELDOUT]))
         return row
 
@@ -253,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         card["after_training"] = {**inference, **hubness, "float16_weights": float16}
         card["version"] = cfg.version
         card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
-        row = mean_eval(lambda px: PictogramEncoder(str(args.out)).encode_images(composite_pil(px)))
+        final_encoder = PictogramEncoder(str(args.out))
+        row = mean_eval(lambda px: final_encoder.encode_images(composite_pil(px)), final_encoder.text_query_for_images)
         (args.out / "heldout_final.json").write_text(json.dumps(row, indent=1), encoding="utf-8")
         print(
             f"inference settings {inference | hubness}: held-out mean t2i R@10 {row['heldout_mean_t2i_recall@10']:.4f}"

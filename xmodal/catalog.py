@@ -269,6 +269,13 @@ class Catalog:
         ).fetchall()
         return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
 
+    def vids_by_kind(self, kind: VectorKind) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted ids of the vectors of ``kind`` and of all the others."""
+        rows = self._db.execute("SELECT vid, kind = ? FROM vectors ORDER BY vid", (kind.value,)).fetchall()
+        vids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        mine = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
+        return vids[mine], vids[~mine]
+
     def vector_rows(self, vids: Sequence[int]) -> dict[int, VectorRow]:
         out: dict[int, VectorRow] = {}
         for start in range(0, len(vids), 500):

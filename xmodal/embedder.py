@@ -172,6 +172,12 @@ class Embedder:
     def encode_query_text(self, text: str) -> np.ndarray:
         return self.text_encoder.encode_query(Modality.TEXT, [text])
 
+    def text_query_for_images(self, text_vector: np.ndarray) -> np.ndarray | None:
+        """The image tower's vector for a text query against picture vectors (its memory of
+        pictures per name), or None: pictures are scored with the text vector itself."""
+        tower = self.tower("image")
+        return tower.text_query_for_images(text_vector) if tower is not None else None
+
     def encode_query_image(self, image: Any) -> np.ndarray:
         """One row per way the picture can match: its look (the image tower) and, when OCR
         finds words in it, its text. The search ranks items by each row apart and merges the

@@ -17,7 +17,7 @@ from xmodal.index.base import VectorIndex
 from xmodal.media.audio import load_audio
 from xmodal.media.image import load_image
 from xmodal.media.limits import MediaLimits
-from xmodal.types import Hit, Modality
+from xmodal.types import Hit, Modality, VectorKind
 
 MAX_K = 1000
 MAX_QUERY_CHARS = 10_000
@@ -59,6 +59,19 @@ class Query:
             if self.path
             else f"{self.modality.value}:<{len(self.data or b'')} bytes>"
         )
+
+
+@dataclass(frozen=True)
+class TextQueryVectors:
+    """A text query's vector and the image tower's own vector for it
+    (``Encoder.text_query_for_images``): picture vectors (kind ``image``) are scored with
+    ``images``, every other vector with ``text``."""
+
+    text: np.ndarray
+    images: np.ndarray
+
+
+QueryVector = np.ndarray | TextQueryVectors
 
 
 def validate_k(k: Any) -> int:
@@ -108,15 +121,18 @@ class SearchPipeline:
         self.reranker = reranker
         self._known_keys: set[str] = set()
         self._keys_at = -1
+        self._image_vids: tuple[int, np.ndarray, np.ndarray] | None = None
 
-    def encode(self, query: Query) -> np.ndarray:
+    def encode(self, query: Query) -> QueryVector:
         if query.modality is Modality.TEXT:
             text = (query.content or "").strip()
             if not text:
                 raise InvalidQueryError("the query is empty")
             if len(text) > MAX_QUERY_CHARS:
                 raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-            return self.embedder.encode_query_text(text)
+            vector = self.embedder.encode_query_text(text)
+            images = self.embedder.text_query_for_images(vector)
+            return vector if images is None else TextQueryVectors(vector, images)
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
@@ -175,7 +191,7 @@ class SearchPipeline:
 
     def search_vector(
         self,
-        vector: np.ndarray,
+        vector: QueryVector,
         k: int,
         modality: Modality | None = None,
         where: dict[str, list[str]] | None = None,
@@ -186,9 +202,13 @@ class SearchPipeline:
         and the words OCR read in it). One row ranks items by their best cosine. Several rows
         are ranked apart and merged by reciprocal-rank fusion (score = sum of 1/(60 + rank)),
         because their cosines are not on one scale: two pictures of text look alike even when
-        their words differ."""
-        rows = np.atleast_2d(vector)
+        their words differ. A text query with the image tower's own vector
+        (``TextQueryVectors``) scores picture vectors with that and the rest with the text
+        vector, in one list."""
         allow = self.allowed_vids(modality, where or {}, allow_items)
+        if isinstance(vector, TextQueryVectors):
+            return self._finish(self._split_ranked(vector, k, allow), k, query)
+        rows = np.atleast_2d(vector)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
         # several rows: rank each to a fixed depth, so the fused list does not depend on k
         depth = k if len(rows) == 1 else max(k, RRF_DEPTH)
@@ -197,10 +217,38 @@ class SearchPipeline:
             ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
         else:
             ranked = rrf_merge(per_row, k)
+        return self._finish(ranked, k, query)
+
+    def _finish(self, ranked: list[tuple[float, int]], k: int, query: Query | None) -> list[Hit]:
         hits = self._hits(ranked)
         if self.reranker is not None and query is not None:
             hits = self.reranker.rerank(query, hits)[:k]
         return hits
+
+    def _split_ranked(self, vector: TextQueryVectors, k: int, allow: np.ndarray | None) -> list[tuple[float, int]]:
+        """Picture vectors ranked by ``vector.images``, the others by ``vector.text``; each item
+        keeps its best score (an image item's OCR text competes with its picture)."""
+        pictures, others = self._vids_by_kind()
+        if allow is not None:
+            pictures = np.intersect1d(allow, pictures, assume_unique=True)
+            others = np.intersect1d(allow, others, assume_unique=True)
+        best: dict[str, tuple[float, int]] = {}
+        for row, vids, rest in ((vector.text, others, pictures), (vector.images, pictures, others)):
+            if not len(vids):
+                continue
+            # no filter when the other kind is absent (a picture-only collection searches as before)
+            only = None if allow is None and not len(rest) else vids
+            for item, (score, vid) in self._best_items(np.atleast_2d(row), k, only, len(vids)).items():
+                if item not in best or score > best[item][0]:
+                    best[item] = (score, vid)
+        return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
+
+    def _vids_by_kind(self) -> tuple[np.ndarray, np.ndarray]:
+        """Picture vector ids and the other ids, read again only after the catalog changes."""
+        generation = self.catalog.generation
+        if self._image_vids is None or self._image_vids[0] != generation:
+            self._image_vids = (generation, *self.catalog.vids_by_kind(VectorKind.IMAGE))
+        return self._image_vids[1], self._image_vids[2]
 
     def _best_items(
         self, vector: np.ndarray, k: int, allow: np.ndarray | None, n_vectors: int

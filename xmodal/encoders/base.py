@@ -131,6 +131,12 @@ class Encoder(ABC):
         override this."""
         return self.encode(modality, inputs)
 
+    def text_query_for_images(self, text_vectors: np.ndarray) -> np.ndarray | None:
+        """An image tower's own vectors for text queries (rows of the text tower's unit vectors),
+        used only to score this tower's picture vectors; None (the default): score pictures
+        with the text vectors themselves."""
+        return None
+
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(Modality.TEXT, list(texts))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from xmodal.encoders.base import Encoder
 from xmodal.encoders.minilm import MINILM_SPACE
-from xmodal.errors import ModelError
+from xmodal.errors import InvalidQueryError, ModelError
 from xmodal.types import Modality
 
 CARD_FILE = "xmodal_encoder.json"
@@ -64,6 +64,10 @@ class PictogramConfig:
     ``unit(u + memory_weight * unit(sum softmax(memory_beta * cos) * name))``. The names are a
     table of ``hubness_bank`` caption vectors that is also the hubness bank; keys and table are
     stored as product-quantisation codes (``pq_subvectors`` bytes a row).
+    ``memory_text_weight`` > 0: the memory also serves text queries against indexed pictures
+    (query time only; indexed vectors do not change): the query moves towards the remembered
+    pictures of its ``memory_text_k`` nearest names, ``t + memory_text_weight * (unit(sum
+    softmax(memory_text_beta * cos) * mean picture of the name) - mean remembered picture)``.
     """
 
     kind: str = "cnn"
@@ -85,6 +89,9 @@ class PictogramConfig:
     memory_beta: float = 20.0
     memory_weight: float = 0.15
     pq_subvectors: int = 96
+    memory_text_k: int = 10
+    memory_text_beta: float = 20.0
+    memory_text_weight: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,8 +127,8 @@ class PictogramConfig:
 
 
 def check_memory_config(cfg: PictogramConfig) -> None:
-    ints = (cfg.memory_size, cfg.memory_k, cfg.pq_subvectors, cfg.hubness_bank)
-    floats = (cfg.memory_beta, cfg.memory_weight)
+    ints = (cfg.memory_size, cfg.memory_k, cfg.pq_subvectors, cfg.hubness_bank, cfg.memory_text_k)
+    floats = (cfg.memory_beta, cfg.memory_weight, cfg.memory_text_beta, cfg.memory_text_weight)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not all(
         isinstance(v, int | float) and math.isfinite(v) for v in floats
     ):
@@ -130,8 +137,12 @@ def check_memory_config(cfg: PictogramConfig) -> None:
         raise ModelError("pictogram config: memory_size needs hubness_bank (its caption table) and must be >= 0")
     if not 1 <= cfg.memory_k <= cfg.memory_size:
         raise ModelError(f"pictogram config: memory_k {cfg.memory_k} must be within 1-{cfg.memory_size} (memory_size)")
-    if cfg.memory_beta <= 0 or cfg.memory_weight < 0:
-        raise ModelError("pictogram config: memory_beta must be > 0 and memory_weight >= 0")
+    if cfg.memory_beta <= 0 or cfg.memory_weight < 0 or cfg.memory_text_beta <= 0 or cfg.memory_text_weight < 0:
+        raise ModelError("pictogram config: memory betas must be > 0 and memory weights >= 0")
+    if cfg.memory_text_weight and not 1 <= cfg.memory_text_k <= cfg.hubness_bank:
+        raise ModelError(
+            f"pictogram config: memory_text_k {cfg.memory_text_k} must be within 1-{cfg.hubness_bank} (its name table)"
+        )
     if cfg.pq_subvectors < 1 or cfg.embed_dim % cfg.pq_subvectors:
         raise ModelError(f"pictogram config: pq_subvectors {cfg.pq_subvectors} must divide embed_dim {cfg.embed_dim}")
 
@@ -337,6 +348,19 @@ class PictogramEncoder(Encoder):
 
     def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
         return self._forward(inputs, shift=True)
+
+    def text_query_for_images(self, text_vectors: np.ndarray) -> np.ndarray | None:
+        """With ``memory_text_weight``: text queries moved towards the remembered pictures of
+        their nearest names (:mod:`xmodal.encoders.pictogram_memory`), not unit length."""
+        cfg = self.config
+        if not (cfg.gap_shift and cfg.memory_size and cfg.memory_text_weight):
+            return None
+        torch = self._torch
+        rows = np.ascontiguousarray(np.atleast_2d(text_vectors), dtype=np.float32)
+        if rows.shape[-1] != self.dim:
+            raise InvalidQueryError(f"text vectors have {rows.shape[-1]} dimensions, the pictogram model {self.dim}")
+        with torch.inference_mode():
+            return np.asarray(self._net[-1].memory.text_query(torch.from_numpy(rows)).numpy(), dtype=np.float32)
 
     def _forward(self, inputs: Sequence[Any], shift: bool) -> np.ndarray:
         torch = self._torch

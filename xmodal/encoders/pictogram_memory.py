@@ -11,7 +11,18 @@ vectors, weights ``softmax(memory_beta * cos)``):
 so ``u'`` stays a plain vector for any inner-product index. Keys (the remembered pictures' unit
 vectors) and the name table are stored as product-quantisation codes (Jegou et al. 2011; one
 byte per ``embed_dim / pq_subvectors`` dimensions, codebooks from FAISS at fitting time) and
-decoded once, on first use; the name table doubles as the hubness bank. Fitted by
+decoded once, on first use; the name table doubles as the hubness bank.
+
+With ``memory_text_weight`` the memory also works the other way, for a text query ``t`` against
+indexed pictures: the mean remembered picture of each name is a prototype, and ``t`` moves
+towards the prototypes of its ``memory_text_k`` nearest names (softmax(``memory_text_beta`` *
+cos) weights), minus the mean remembered picture so that an unrelated picture's score keeps its
+scale in mixed result lists:
+
+    t' = t + memory_text_weight * (unit(sum_j a_j * prototype_j) - mean key)
+
+A held-out picture looks like the training pictures of its name in other sets far more often
+than its name's words alone say (cross-modal query expansion). Fitted by
 :mod:`xmodal.train.memory`. Imported only when a model has a memory (it imports torch).
 """
 
@@ -33,7 +44,7 @@ def pq_decode(codes: torch.Tensor, books: torch.Tensor) -> torch.Tensor:
 def _loaded(module: MemoryBuffers, _keys: Any) -> None:
     """After loading: forget decoded tables; name ids must point into the name table (a
     ValueError here becomes the encoder's ModelError)."""
-    module._decoded = None
+    module._decoded = module._prototypes = None
     names = module.names
     if names.numel() and (int(names.min()) < 0 or int(names.max()) >= module.table_codes.shape[0]):
         raise ValueError("memory name ids point outside the name table")
@@ -52,16 +63,19 @@ class MemoryBuffers(nn.Module):
         super().__init__()
         m, sub = cfg.pq_subvectors, cfg.embed_dim // cfg.pq_subvectors
         self.k, self.beta, self.weight = cfg.memory_k, cfg.memory_beta, cfg.memory_weight
+        self.text_k, self.text_beta = cfg.memory_text_k, cfg.memory_text_beta
+        self.text_weight = cfg.memory_text_weight
         self.register_buffer("key_codes", torch.zeros(cfg.memory_size, m, dtype=torch.uint8))
         self.register_buffer("key_books", torch.zeros(m, 256, sub))
         self.register_buffer("names", torch.zeros(cfg.memory_size, dtype=torch.int32))
         self.register_buffer("table_codes", torch.zeros(cfg.hubness_bank, m, dtype=torch.uint8))
         self.register_buffer("table_books", torch.zeros(m, 256, sub))
         self._decoded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prototypes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.register_load_state_dict_post_hook(_loaded)
 
     def _apply(self, fn: Any, recurse: bool = True) -> MemoryBuffers:
-        self._decoded = None  # .to(), .half(), ...: decode again from the converted buffers
+        self._decoded = self._prototypes = None  # .to(), .half(), ...: decode again from the converted buffers
         return super()._apply(fn, recurse)
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,3 +98,25 @@ class MemoryBuffers(nn.Module):
         w = torch.softmax(self.beta * sims, dim=-1)
         guess = (w.unsqueeze(-1) * table[self.names[idx].long()]).sum(dim=1)
         return unit + self.weight * nn.functional.normalize(guess, dim=-1)
+
+    def _name_prototypes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unit mean remembered picture per name row, which rows have pictures, mean key."""
+        if self._prototypes is None:
+            keys, table = self._tables()
+            with torch.inference_mode(False), torch.no_grad():
+                rows = self.names.long()
+                sums = torch.zeros_like(table).index_add_(0, rows, keys)
+                has = torch.zeros(table.shape[0], dtype=torch.bool)
+                has[rows] = True
+                self._prototypes = nn.functional.normalize(sums, dim=-1), has, keys.mean(dim=0)
+        return self._prototypes
+
+    def text_query(self, text: torch.Tensor) -> torch.Tensor:
+        """``text`` (b, d) unit caption vectors -> their vectors for scoring indexed pictures."""
+        _, table = self._tables()
+        prototypes, has, mean = self._name_prototypes()
+        sims = (text @ table.t()).masked_fill(~has, -torch.inf)
+        top, idx = sims.topk(min(self.text_k, int(has.sum())), dim=-1)
+        a = torch.softmax(self.text_beta * top, dim=-1)
+        guess = nn.functional.normalize((a.unsqueeze(-1) * prototypes[idx]).sum(dim=1), dim=-1)
+        return text + self.text_weight * (guess - mean)
