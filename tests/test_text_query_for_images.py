@@ -189,3 +189,28 @@ def test_collections_of_one_kind_search_without_a_filter(
     Image.new("RGB", (8, 8), "blue").save(tmp_path / "texts" / "blue.png")
     texts_only.add([tmp_path / "texts"])
     assert _names(texts_only.search("red", k=10)) == [("blue.png", 2.0), ("apple.txt", 0.7071), ("sky.txt", 0.0)]
+
+
+@pytest.mark.parametrize(("texts", "colours"), [(3, 3), (30, 1), (1, 30)])
+def test_the_split_search_ranks_like_brute_force(
+    split_collection: Callable[..., Collection], texts: int, colours: int
+) -> None:
+    """Balanced kinds share one index call; a kind under 1/20 of the vectors gets its own."""
+    words = ["red", "green", "blue", "apple", "sky", "grass", "sea", "fire"]
+    files = {f"t{i}.txt": " ".join(words[j % len(words)] for j in range(i, i + 3)) for i in range(texts)}
+    files |= {f"p{i}.png": ["red", "green", "blue"][i % 3] for i in range(colours)}
+    coll = split_collection(f"c{texts}-{colours}", files)
+    for query in ("red apple", "blue sea fire", "grass"):
+        vector = coll.pipeline.encode(Query.text(query))
+        assert isinstance(vector, TextQueryVectors)
+        want: dict[str, float] = {}
+        for vids, vecs in coll.catalog.all_vectors(256):
+            rows = coll.catalog.vector_rows(vids.tolist())
+            for vid, vec in zip(vids, vecs, strict=True):
+                row = rows[int(vid)]
+                q = vector.images if row.kind.value == "image" else vector.text
+                want[row.item_id] = max(want.get(row.item_id, -9.0), float(np.ravel(q) @ vec))
+        for k in (1, 5, len(files)):
+            got = coll.search(query, k=k)
+            assert [round(h.score, 5) for h in got] == sorted((round(v, 5) for v in want.values()), reverse=True)[:k]
+            assert all(abs(want[h.id] - h.score) < 1e-5 for h in got)

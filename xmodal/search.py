@@ -212,7 +212,7 @@ class SearchPipeline:
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
         # several rows: rank each to a fixed depth, so the fused list does not depend on k
         depth = k if len(rows) == 1 else max(k, RRF_DEPTH)
-        per_row = [self._best_items(row[None, :], depth, allow, n_vectors) for row in rows]
+        per_row = self._best_items(rows, depth, allow, n_vectors)
         if len(per_row) == 1:
             ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
         else:
@@ -227,18 +227,30 @@ class SearchPipeline:
 
     def _split_ranked(self, vector: TextQueryVectors, k: int, allow: np.ndarray | None) -> list[tuple[float, int]]:
         """Picture vectors ranked by ``vector.images``, the others by ``vector.text``; each item
-        keeps its best score (an image item's OCR text competes with its picture)."""
+        keeps its best score (an image item's OCR text competes with its picture). Kinds that
+        are common enough share one index call (two rows cost about one scan of a flat index)
+        and are told apart afterwards; a rare kind gets its own filtered call instead of a
+        deep unfiltered one."""
         pictures, others = self._vids_by_kind()
         if allow is not None:
             pictures = np.intersect1d(allow, pictures, assume_unique=True)
             others = np.intersect1d(allow, others, assume_unique=True)
+        n = len(pictures) + len(others)
+        sides = [(vector.text, others, False), (vector.images, pictures, True)]
+        sides = [side for side in sides if len(side[1])]
+        common = [side for side in sides if len(side[1]) * RARE_KIND >= n]
+        found = []
+        for row, vids, is_picture in sides:
+            if len(vids) * RARE_KIND < n:
+                found += self._best_items(np.atleast_2d(row), k, vids, len(vids), [is_picture])
+        if common:
+            rows = np.vstack([np.atleast_2d(side[0]) for side in common])
+            scale = -(-n // min(len(side[1]) for side in common))  # depth for k of the rarer kind
+            n_vectors = len(self.index) if allow is None else n
+            found += self._best_items(rows, k, allow, n_vectors, [side[2] for side in common], scale)
         best: dict[str, tuple[float, int]] = {}
-        for row, vids, rest in ((vector.text, others, pictures), (vector.images, pictures, others)):
-            if not len(vids):
-                continue
-            # no filter when the other kind is absent (a picture-only collection searches as before)
-            only = None if allow is None and not len(rest) else vids
-            for item, (score, vid) in self._best_items(np.atleast_2d(row), k, only, len(vids)).items():
+        for items in found:
+            for item, (score, vid) in items.items():
                 if item not in best or score > best[item][0]:
                     best[item] = (score, vid)
         return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
@@ -251,28 +263,42 @@ class SearchPipeline:
         return self._image_vids[1], self._image_vids[2]
 
     def _best_items(
-        self, vector: np.ndarray, k: int, allow: np.ndarray | None, n_vectors: int
-    ) -> dict[str, tuple[float, int]]:
-        """Each item's best (score, vid) among the nearest vectors, widening until k items."""
-        fetch = min(max(k * 4, 16), max(n_vectors, 1))
+        self,
+        rows: np.ndarray,
+        k: int,
+        allow: np.ndarray | None,
+        n_vectors: int,
+        pictures: list[bool] | None = None,
+        scale: int = 1,
+    ) -> list[dict[str, tuple[float, int]]]:
+        """Per query row, each item's best (score, vid) among the nearest vectors, widening
+        until every row has k items. ``pictures``: per row, True keeps only picture vectors
+        (kind ``image``), False only the others; ``scale`` multiplies the first depth."""
+        fetch = min(max(k * 4, 16) * scale, max(n_vectors, 1))
         while True:
-            scores, vids = self.index.search(vector, fetch, allow=allow)
-            best = self._group(scores[0], vids[0])
-            if len(best) >= k or fetch >= n_vectors:
-                return best
+            scores, vids = self.index.search(rows, fetch, allow=allow)
+            found = self._group(scores, vids, pictures)
+            if all(len(best) >= k for best in found) or fetch >= n_vectors:
+                return found
             fetch = min(fetch * 4, n_vectors)
 
-    def _group(self, scores: np.ndarray, vids: np.ndarray) -> dict[str, tuple[float, int]]:
-        valid = vids >= 0
-        rows = self.catalog.vector_rows(vids[valid].tolist())
-        best: dict[str, tuple[float, int]] = {}
-        for score, vid in zip(scores[valid], vids[valid], strict=True):
-            row = rows.get(int(vid))
-            if row is None:  # index ahead of catalog: ignore, never show a ghost
-                continue
-            if row.item_id not in best or score > best[row.item_id][0]:
-                best[row.item_id] = (float(score), int(vid))
-        return best
+    def _group(
+        self, scores: np.ndarray, vids: np.ndarray, pictures: list[bool] | None
+    ) -> list[dict[str, tuple[float, int]]]:
+        rows = self.catalog.vector_rows(np.unique(vids[vids >= 0]).tolist())
+        found = []
+        for i in range(len(scores)):
+            best: dict[str, tuple[float, int]] = {}
+            for score, vid in zip(scores[i], vids[i], strict=True):
+                row = rows.get(int(vid))
+                if row is None:  # index ahead of catalog (or -1 padding): never show a ghost
+                    continue
+                if pictures is not None and (row.kind is VectorKind.IMAGE) != pictures[i]:
+                    continue
+                if row.item_id not in best or score > best[row.item_id][0]:
+                    best[row.item_id] = (float(score), int(vid))
+            found.append(best)
+        return found
 
     def _hits(self, ranked: list[tuple[float, int]]) -> list[Hit]:
         rows = self.catalog.vector_rows([vid for _, vid in ranked])
@@ -300,6 +326,7 @@ class SearchPipeline:
 
 
 RRF_K = 60
+RARE_KIND = 20  # a kind under 1/20 of the vectors searched gets its own filtered index call
 RRF_DEPTH = 100  # items taken from each row before fusion
 
 

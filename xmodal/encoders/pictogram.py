@@ -355,12 +355,10 @@ class PictogramEncoder(Encoder):
         cfg = self.config
         if not (cfg.gap_shift and cfg.memory_size and cfg.memory_text_weight):
             return None
-        torch = self._torch
         rows = np.ascontiguousarray(np.atleast_2d(text_vectors), dtype=np.float32)
         if rows.shape[-1] != self.dim:
             raise InvalidQueryError(f"text vectors have {rows.shape[-1]} dimensions, the pictogram model {self.dim}")
-        with torch.inference_mode():
-            return np.asarray(self._net[-1].memory.text_query(torch.from_numpy(rows)).numpy(), dtype=np.float32)
+        return self._net[-1].memory.text_query(rows)  # type: ignore[no-any-return]
 
     def _forward(self, inputs: Sequence[Any], shift: bool) -> np.ndarray:
         torch = self._torch

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,7 +72,7 @@ class MemoryBuffers(nn.Module):
         self.register_buffer("table_codes", torch.zeros(cfg.hubness_bank, m, dtype=torch.uint8))
         self.register_buffer("table_books", torch.zeros(m, 256, sub))
         self._decoded: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._prototypes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._prototypes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.register_load_state_dict_post_hook(_loaded)
 
     def _apply(self, fn: Any, recurse: bool = True) -> MemoryBuffers:
@@ -99,8 +100,10 @@ class MemoryBuffers(nn.Module):
         guess = (w.unsqueeze(-1) * table[self.names[idx].long()]).sum(dim=1)
         return unit + self.weight * nn.functional.normalize(guess, dim=-1)
 
-    def _name_prototypes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unit mean remembered picture per name row, which rows have pictures, mean key."""
+    def _name_prototypes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The decoded name table, the unit mean remembered picture per name, which names have
+        pictures, and the mean key (numpy views: one text query is a matrix-vector product,
+        which numpy's BLAS does 4x faster than torch here)."""
         if self._prototypes is None:
             keys, table = self._tables()
             with torch.inference_mode(False), torch.no_grad():
@@ -108,15 +111,18 @@ class MemoryBuffers(nn.Module):
                 sums = torch.zeros_like(table).index_add_(0, rows, keys)
                 has = torch.zeros(table.shape[0], dtype=torch.bool)
                 has[rows] = True
-                self._prototypes = nn.functional.normalize(sums, dim=-1), has, keys.mean(dim=0)
+                protos = nn.functional.normalize(sums, dim=-1)
+                self._prototypes = table.numpy(), protos.numpy(), has.numpy(), keys.mean(dim=0).numpy()
         return self._prototypes
 
-    def text_query(self, text: torch.Tensor) -> torch.Tensor:
+    def text_query(self, text: np.ndarray) -> np.ndarray:
         """``text`` (b, d) unit caption vectors -> their vectors for scoring indexed pictures."""
-        _, table = self._tables()
-        prototypes, has, mean = self._name_prototypes()
-        sims = (text @ table.t()).masked_fill(~has, -torch.inf)
-        top, idx = sims.topk(min(self.text_k, int(has.sum())), dim=-1)
-        a = torch.softmax(self.text_beta * top, dim=-1)
-        guess = nn.functional.normalize((a.unsqueeze(-1) * prototypes[idx]).sum(dim=1), dim=-1)
-        return text + self.text_weight * (guess - mean)
+        table, prototypes, has, mean = self._name_prototypes()
+        sims = np.where(has, text @ table.T, -np.inf)
+        k = min(self.text_k, int(has.sum()))
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(sims, idx, axis=1)
+        a = np.exp(self.text_beta * (top - top.max(axis=1, keepdims=True)))
+        guess = np.einsum("bk,bkd->bd", a / a.sum(axis=1, keepdims=True), prototypes[idx])
+        guess /= np.maximum(np.linalg.norm(guess, axis=1, keepdims=True), 1e-12)
+        return (text + self.text_weight * (guess - mean)).astype(np.float32)
