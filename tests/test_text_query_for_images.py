@@ -79,6 +79,8 @@ def test_text_queries_move_towards_the_remembered_pictures_of_their_nearest_name
     got = enc.text_query_for_images(text)
     assert got is not None and got.dtype == np.float32
     assert np.allclose(got, want, atol=1e-4)
+    for i in range(len(text)):  # one query at a time takes another code path
+        assert np.allclose(enc.text_query_for_images(text[i]), want[i : i + 1], atol=1e-4)
     # a query that is a remembered name's vector scores that name's pictures higher than before
     own = _unit(prototypes[names[:3]])
     assert np.all(np.sum(got[3:6] * own, axis=1) > np.sum(text[3:6] * own, axis=1))

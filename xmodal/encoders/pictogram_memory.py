@@ -102,8 +102,8 @@ class MemoryBuffers(nn.Module):
 
     def _name_prototypes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The decoded name table, the unit mean remembered picture per name, which names have
-        pictures, and the mean key (numpy views: one text query is a matrix-vector product,
-        which numpy's BLAS does 4x faster than torch here)."""
+        pictures, and the mean key (numpy views: one text query is a matrix-vector product, for
+        which torch takes 2 ms here)."""
         if self._prototypes is None:
             keys, table = self._tables()
             with torch.inference_mode(False), torch.no_grad():
@@ -118,7 +118,10 @@ class MemoryBuffers(nn.Module):
     def text_query(self, text: np.ndarray) -> np.ndarray:
         """``text`` (b, d) unit caption vectors -> their vectors for scoring indexed pictures."""
         table, prototypes, has, mean = self._name_prototypes()
-        sims = np.where(has, text @ table.T, -np.inf)
+        # one query: numpy's own loop, not BLAS, whose idle threads would then spin against the
+        # text model's next forward pass on 2 cores (measured: +1.6 ms a query against +11 ms)
+        sims = np.einsum("bd,nd->bn", text, table) if len(text) < 8 else text @ table.T
+        sims = np.where(has, sims, -np.inf)
         k = min(self.text_k, int(has.sum()))
         idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         top = np.take_along_axis(sims, idx, axis=1)
