@@ -378,6 +378,8 @@ def test_rrf_merge_by_hand() -> None:
     assert c > b > a  # first in one ranking and third in the other beats second in both
     assert ranked == [(round(c, 6), 30), (round(b, 6), 2), (round(a, 6), 1)]
     assert rrf_merge([look, words], k=1) == [(round(c, 6), 30)]
+    # cut to depth 2: c is third in `look`, so only `words` counts for it
+    assert rrf_merge([look, words], k=3, depth=2) == [(round(b, 6), 2), (round(a, 6), 1), (round(a, 6), 30)]
 
 
 def test_fused_rankings_do_not_depend_on_k(tmp_path: Path, open_collection: Open) -> None:

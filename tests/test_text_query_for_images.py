@@ -216,3 +216,43 @@ def test_the_split_search_ranks_like_brute_force(
             got = coll.search(query, k=k)
             assert [round(h.score, 5) for h in got] == sorted((round(v, 5) for v in want.values()), reverse=True)[:k]
             assert all(abs(want[h.id] - h.score) < 1e-5 for h in got)
+
+
+def test_a_text_query_has_one_row_of_each(split_collection: Callable[..., Collection]) -> None:
+    from xmodal.errors import InvalidArgumentError
+
+    coll = split_collection("rows", {"apple.txt": "red apple", "red.png": "red"})
+    vector = coll.pipeline.encode(Query.text("red"))
+    assert isinstance(vector, TextQueryVectors)
+    with pytest.raises(InvalidArgumentError, match="one text vector"):
+        coll.pipeline.search_vector(TextQueryVectors(np.vstack([vector.text, vector.text]), vector.images), 5)
+
+
+def test_picture_ids_follow_the_catalog(
+    split_collection: Callable[..., Collection], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New vectors are read incrementally; deleted ones linger until a full read and are
+    never shown; ids outside the catalog in a filter are ignored."""
+    from xmodal import search_kinds
+    from xmodal.search_kinds import PictureVids
+
+    coll = split_collection("kinds", {"a.txt": "red apple", "red.png": "red"})
+    kinds = PictureVids(coll.catalog)
+    first = kinds.split(None)
+    assert [len(x) for x in first] == [1, 1]
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "kinds" / "blue.png")
+    (tmp_path / "kinds" / "b.txt").write_text("blue sky", encoding="utf-8")
+    coll.add([tmp_path / "kinds"])
+    pictures, others = kinds.split(None)
+    assert len(pictures) == 2 and len(others) == 2 and set(first[0]) < set(pictures)
+    assert list(kinds.split(np.array([pictures[0], others[1], 10**9, -1]))[0]) == [pictures[0]]
+    gone = [h.id for h in coll.search("blue", k=10) if h.uri.endswith("blue.png")]
+    coll.delete(gone)
+    (tmp_path / "kinds" / "blue.png").unlink()
+    assert len(kinds.split(None)[0]) == 2  # lingers: the index and the catalog no longer have it
+    assert sorted(Path(h.uri).name for h in coll.search("red", k=10)) == ["a.txt", "b.txt", "red.png"]
+    monkeypatch.setattr(search_kinds, "FULL_READ_EVERY", 1)
+    (tmp_path / "kinds" / "c.txt").write_text("green", encoding="utf-8")
+    coll.add([tmp_path / "kinds"])
+    pictures, others = kinds.split(None)
+    assert len(pictures) == 1 and len(others) == 3  # a full read drops it

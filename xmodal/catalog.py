@@ -269,9 +269,11 @@ class Catalog:
         ).fetchall()
         return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
 
-    def vids_by_kind(self, kind: VectorKind) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted ids of the vectors of ``kind`` and of all the others."""
-        rows = self._db.execute("SELECT vid, kind = ? FROM vectors ORDER BY vid", (kind.value,)).fetchall()
+    def vids_by_kind(self, kind: VectorKind, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted ids above ``after`` of the vectors of ``kind`` and of all the others."""
+        rows = self._db.execute(
+            "SELECT vid, kind = ? FROM vectors WHERE vid > ? ORDER BY vid", (kind.value, after)
+        ).fetchall()
         vids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         mine = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
         return vids[mine], vids[~mine]

@@ -17,6 +17,7 @@ from xmodal.index.base import VectorIndex
 from xmodal.media.audio import load_audio
 from xmodal.media.image import load_image
 from xmodal.media.limits import MediaLimits
+from xmodal.search_kinds import PictureVids
 from xmodal.types import Hit, Modality, VectorKind
 
 MAX_K = 1000
@@ -121,7 +122,7 @@ class SearchPipeline:
         self.reranker = reranker
         self._known_keys: set[str] = set()
         self._keys_at = -1
-        self._image_vids: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._pictures = PictureVids(catalog)
 
     def encode(self, query: Query) -> QueryVector:
         if query.modality is Modality.TEXT:
@@ -216,7 +217,7 @@ class SearchPipeline:
         if len(per_row) == 1:
             ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
         else:
-            ranked = rrf_merge(per_row, k)
+            ranked = rrf_merge(per_row, k, depth)
         return self._finish(ranked, k, query)
 
     def _finish(self, ranked: list[tuple[float, int]], k: int, query: Query | None) -> list[Hit]:
@@ -229,23 +230,24 @@ class SearchPipeline:
         """Picture vectors ranked by ``vector.images``, the others by ``vector.text``; each item
         keeps its best score (an image item's OCR text competes with its picture). Kinds that
         are common enough share one index call (two rows cost about one scan of a flat index)
-        and are told apart afterwards; a rare kind gets its own filtered call instead of a
-        deep unfiltered one."""
-        pictures, others = self._vids_by_kind()
-        if allow is not None:
-            pictures = np.intersect1d(allow, pictures, assume_unique=True)
-            others = np.intersect1d(allow, others, assume_unique=True)
+        and are told apart afterwards; a rare kind with few vectors gets its own filtered call
+        instead of a deep unfiltered one."""
+        text, images = np.atleast_2d(vector.text), np.atleast_2d(vector.images)
+        if text.shape[0] != 1 or images.shape[0] != 1:
+            raise InvalidArgumentError("a text query has one text vector and one picture vector")
+        pictures, others = self._pictures.split(allow)
         n = len(pictures) + len(others)
-        sides = [(vector.text, others, False), (vector.images, pictures, True)]
+        sides = [(text, others, False), (images, pictures, True)]
         sides = [side for side in sides if len(side[1])]
-        common = [side for side in sides if len(side[1]) * RARE_KIND >= n]
+        alone = [side for side in sides if len(side[1]) * RARE_KIND < n and len(side[1]) <= RARE_KIND_IDS]
+        common = [side for side in sides if not any(side is other for other in alone)]
         found = []
-        for row, vids, is_picture in sides:
-            if len(vids) * RARE_KIND < n:
-                found += self._best_items(np.atleast_2d(row), k, vids, len(vids), [is_picture])
+        for row, vids, is_picture in alone:
+            found += self._best_items(row, k, vids, len(vids), [is_picture])
         if common:
-            rows = np.vstack([np.atleast_2d(side[0]) for side in common])
-            scale = -(-n // min(len(side[1]) for side in common))  # depth for k of the rarer kind
+            rows = np.vstack([side[0] for side in common])
+            # the first depth that holds k of the rarer kind when kinds are mixed evenly
+            scale = min(max(1, round(n / min(len(side[1]) for side in common))), MAX_SCALE)
             n_vectors = len(self.index) if allow is None else n
             found += self._best_items(rows, k, allow, n_vectors, [side[2] for side in common], scale)
         best: dict[str, tuple[float, int]] = {}
@@ -254,13 +256,6 @@ class SearchPipeline:
                 if item not in best or score > best[item][0]:
                     best[item] = (score, vid)
         return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
-
-    def _vids_by_kind(self) -> tuple[np.ndarray, np.ndarray]:
-        """Picture vector ids and the other ids, read again only after the catalog changes."""
-        generation = self.catalog.generation
-        if self._image_vids is None or self._image_vids[0] != generation:
-            self._image_vids = (generation, *self.catalog.vids_by_kind(VectorKind.IMAGE))
-        return self._image_vids[1], self._image_vids[2]
 
     def _best_items(
         self,
@@ -326,15 +321,19 @@ class SearchPipeline:
 
 
 RRF_K = 60
-RARE_KIND = 20  # a kind under 1/20 of the vectors searched gets its own filtered index call
+RARE_KIND = 20  # a kind under 1/20 of the vectors searched ...
+RARE_KIND_IDS = 4096  # ... and with at most this many gets its own filtered index call
+MAX_SCALE = 100  # first depth of a shared call at most this many times k's (then it widens)
 RRF_DEPTH = 100  # items taken from each row before fusion
 
 
-def rrf_merge(per_row: list[dict[str, tuple[float, int]]], k: int) -> list[tuple[float, int]]:
-    """Reciprocal-rank fusion of per-row rankings; each item keeps the vector of its best rank."""
+def rrf_merge(per_row: list[dict[str, tuple[float, int]]], k: int, depth: int | None = None) -> list[tuple[float, int]]:
+    """Reciprocal-rank fusion of per-row rankings, each cut to its first ``depth`` items (so the
+    result does not depend on how deep a row was fetched); each item keeps the vector of its
+    best rank."""
     fused: dict[str, list[float]] = {}
     for best in per_row:
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:depth]
         for rank, (item, (_, vid)) in enumerate(ranked, 1):
             entry = fused.setdefault(item, [0.0, float(rank), float(vid)])
             entry[0] += 1.0 / (RRF_K + rank)

@@ -1,0 +1,59 @@
+"""Which vectors of a collection are pictures (kind ``image``): the search pipeline scores them
+with an image tower's own vector for a text query (``TextQueryVectors``).
+
+Kept per process and brought up to date from the catalog's generation: a vector's kind never
+changes and vector ids only grow, so new ids are read incrementally; ids of deleted vectors stay
+until the next full read (every ``FULL_READ_EVERY`` generations), which is harmless -- the index
+and the catalog no longer return them -- and bounds the drift of the counts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xmodal.catalog import Catalog
+from xmodal.types import VectorKind
+
+FULL_READ_EVERY = 1000  # catalog generations between full reads
+
+
+class PictureVids:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._generation = -1
+        self._full_at = -1
+        self._last = 0  # highest vector id read
+        self._is_picture = np.zeros(0, dtype=bool)
+        self._is_other = np.zeros(0, dtype=bool)
+
+    def split(self, allow: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Picture vector ids and the other ids, among ``allow`` when given (sorted when not)."""
+        self._update()
+        if allow is None:
+            return np.flatnonzero(self._is_picture), np.flatnonzero(self._is_other)
+        allow = np.asarray(allow, dtype=np.int64)
+        known = allow[(allow >= 0) & (allow < len(self._is_picture))]
+        return known[self._is_picture[known]], known[self._is_other[known]]
+
+    def _update(self) -> None:
+        generation = self.catalog.generation
+        if generation == self._generation:
+            return
+        full = self._full_at < 0 or generation - self._full_at >= FULL_READ_EVERY or generation < self._generation
+        after = 0 if full else self._last
+        pictures, others = self.catalog.vids_by_kind(VectorKind.IMAGE, after=after)
+        if not full and not len(pictures) and not len(others):  # a deletion or a metadata change
+            self._generation = generation
+            return
+        top = max(int(pictures[-1]) if len(pictures) else 0, int(others[-1]) if len(others) else 0, after)
+        size = top + 1 if full else max(top + 1, len(self._is_picture))
+        is_picture = np.zeros(size, dtype=bool)
+        is_other = np.zeros(size, dtype=bool)
+        if not full:
+            is_picture[: len(self._is_picture)] = self._is_picture
+            is_other[: len(self._is_other)] = self._is_other
+        is_picture[pictures] = True
+        is_other[others] = True
+        self._is_picture, self._is_other, self._last = is_picture, is_other, top
+        self._generation = generation
+        if full:
+            self._full_at = generation
