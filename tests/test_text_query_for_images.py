@@ -139,7 +139,7 @@ def split_collection(tmp_path: Path, registry: EncoderRegistry) -> Callable[...,
     registry.register("bluepixels", BlueMindedPixels)
     opened: list[Collection] = []
 
-    def factory(name: str, files: dict[str, str]) -> Collection:
+    def factory(name: str, files: dict[str, str], asr: str | None = None) -> Collection:
         root = tmp_path / name
         root.mkdir()
         for file, content in files.items():
@@ -147,7 +147,7 @@ def split_collection(tmp_path: Path, registry: EncoderRegistry) -> Callable[...,
                 Image.new("RGB", (8, 8), content).save(root / file)
             else:
                 (root / file).write_text(content, encoding="utf-8")
-        model = ModelConfig(text=FAKE_MODEL.text, image="bluepixels", ocr=None, asr=None)
+        model = ModelConfig(text=FAKE_MODEL.text, image="bluepixels", ocr=None, asr=asr)
         coll = Collection.open(tmp_path / f"{name}.coll", registry=registry, model=model, create=True)
         opened.append(coll)
         coll.add([root])
@@ -256,3 +256,32 @@ def test_picture_ids_follow_the_catalog(
     coll.add([tmp_path / "kinds"])
     pictures, others = kinds.split(None)
     assert len(pictures) == 1 and len(others) == 3  # a full read drops it
+
+
+def test_a_spoken_query_is_a_text_query(split_collection: Callable[..., Collection], tmp_path: Path) -> None:
+    """Without an audio tower a spoken query is its recognised words, so pictures are scored
+    with the image tower's vector for them too (the recogniser here hears "red" in any clip)."""
+    import io
+    import wave
+
+    from xmodal.extract.base import SpeechRecognizer, Word
+
+    class HearsRed(SpeechRecognizer):
+        name = "hears-red"
+
+        def transcribe(self, clip):  # type: ignore[no-untyped-def]
+            return [Word("red", 0.0, 0.5)]
+
+    files = {"apple.txt": "red apple", "red.png": "red", "blue.png": "blue"}
+    coll = split_collection("spoken", files, asr="pocketsphinx")
+    coll.embedder._asr = HearsRed()  # in place of PocketSphinx, which is never loaded
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes())
+    vector = coll.pipeline.encode(Query.audio(buf.getvalue()))
+    assert isinstance(vector, TextQueryVectors)
+    hits = coll.pipeline.search_vector(vector, 10)
+    assert _names(hits) == [("blue.png", 2.0), ("apple.txt", 0.7071), ("red.png", 0.0)]

@@ -131,9 +131,7 @@ class SearchPipeline:
                 raise InvalidQueryError("the query is empty")
             if len(text) > MAX_QUERY_CHARS:
                 raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-            vector = self.embedder.encode_query_text(text)
-            images = self.embedder.text_query_for_images(vector)
-            return vector if images is None else TextQueryVectors(vector, images)
+            return self._as_text_query(self.embedder.encode_query_text(text))
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
@@ -141,9 +139,16 @@ class SearchPipeline:
             query_limits = replace(
                 self.limits, max_audio_seconds=min(self.limits.max_audio_seconds, MAX_QUERY_AUDIO_SECONDS)
             )
-            return self.embedder.encode_query_audio(load_audio(src, query_limits))
+            vector = self.embedder.encode_query_audio(load_audio(src, query_limits))
+            # without an audio tower the vector is of the recognised words: a text query
+            return self._as_text_query(vector) if self.embedder.tower("audio") is None else vector
         except MediaError as exc:
             raise InvalidQueryError(f"query {query.modality.value} is not usable: {exc}") from exc
+
+    def _as_text_query(self, vector: np.ndarray) -> QueryVector:
+        """A text vector, with the image tower's own vector for it when it has one."""
+        images = self.embedder.text_query_for_images(vector)
+        return vector if images is None else TextQueryVectors(vector, images)
 
     def _source(self, query: Query) -> Path | bytes:
         if query.data is not None:
