@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -173,6 +174,29 @@ def test_reopen_rebuilds_a_missing_or_corrupt_index(tmp_path: Path, open_collect
     assert again.config.index.kind == "hnsw"
     assert names(again.search("invoice consulting", k=4)) == before
     again.close()
+
+
+def test_a_reader_saves_a_rebuilt_index_only_while_no_writer_is_at_work(
+    tmp_path: Path, open_collection: Open, registry
+) -> None:
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    before = names(coll.search("invoice consulting", k=4))
+    coll.close()
+    index_file = tmp_path / "coll" / "index" / "faiss.index"
+    index_file.write_bytes(b"garbage")
+    with open(tmp_path / "coll" / "lock", "a+") as writer_lock:  # another process is writing
+        fcntl.flock(writer_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        reader = Collection.open(tmp_path / "coll", registry=registry)
+        assert names(reader.search("invoice consulting", k=4)) == before  # rebuilt in memory
+        reader.close()
+        assert index_file.read_bytes() == b"garbage"  # the writer's files were not touched
+    reader = Collection.open(tmp_path / "coll", registry=registry)
+    assert names(reader.search("invoice consulting", k=4)) == before
+    reader.close()
+    assert index_file.read_bytes() != b"garbage"  # with the lock free, the rebuilt index is saved
+    state = json.loads((tmp_path / "coll" / "index" / "state.json").read_text())
+    assert state["count"] == 4
 
 
 def test_missing_and_corrupt_collections(tmp_path: Path, registry) -> None:

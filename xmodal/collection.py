@@ -59,6 +59,7 @@ class Collection:
         self.dim = int(self.manifest["dim"])
         self._verified = False
         self._index_generation = -1
+        self._lock_depth = 0
         self.index = self._load_or_rebuild_index()
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
@@ -208,8 +209,20 @@ class Collection:
         self.index = index
         self._index_generation = generation
         if (self.path / MANIFEST).exists():
-            self._save_index()
+            self._save_rebuilt(generation)
         return index
+
+    def _save_rebuilt(self, generation: int) -> None:
+        """A writer (holding the write lock) saves the index it rebuilt. A reader (opening, or
+        refreshing after another process's writes) saves it only when no writer is at work and
+        nothing was written since it read the vectors: its files must never interleave with a
+        writer's save. Otherwise the rebuilt index serves from memory and a writer saves later."""
+        if self._lock_depth:
+            self._save_index()
+            return
+        with self._try_write_lock() as held:
+            if held and self.catalog.generation == generation:
+                self._save_index()
 
     def refresh(self) -> bool:
         """Pick up writes made by another process (e.g. `xmodal index` while `xmodal serve`
@@ -241,7 +254,7 @@ class Collection:
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
     def _save_index(self) -> None:
-        """Called by writers (under the write lock), whose index is current."""
+        """Called under the write lock with a current index (see :meth:`_save_rebuilt`)."""
         index_dir = self.path / INDEX_DIR
         self.index.save(index_dir)
         self._index_generation = self.catalog.generation
@@ -263,13 +276,26 @@ class Collection:
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
+        with self._try_write_lock() as held:
+            if not held:
+                raise CollectionError(f"another process is writing to {self.path}; try again when it is done")
+            yield
+
+    @contextlib.contextmanager
+    def _try_write_lock(self) -> Iterator[bool]:
+        """The collection's write lock (an exclusive ``flock``), if free: yields whether it is held."""
         fh: IO[str] = open(self.path / LOCK, "a+")  # noqa: SIM115 - held for the block
         try:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise CollectionError(f"another process is writing to {self.path}; try again when it is done") from None
-            yield
+                yield False
+                return
+            self._lock_depth += 1
+            try:
+                yield True
+            finally:
+                self._lock_depth -= 1
         finally:
             fh.close()
 
