@@ -118,6 +118,32 @@ def test_where_filter_returns_k_matching_items(tmp_path: Path, open_collection: 
         coll.search("revenue", where={"bad key!": "x"})
 
 
+def test_no_repeated_index_calls_past_an_engines_cap_on_k(
+    tmp_path: Path, open_collection: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pymilvus")
+    from xmodal.index import milvus_index
+
+    media = tmp_path / "media"
+    for i in range(120):
+        write(media / f"a{i}.txt", f"report number {i} about revenue")
+    coll = open_collection(index="milvus")
+    coll.add([media])
+    monkeypatch.setattr(milvus_index, "MAX_TOPK", 4)  # Milvus answers at most 16,384 per search
+    calls: list[int] = []
+    search = coll.index.search
+
+    def counted(queries: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(k)
+        return search(queries, k, allow=allow)
+
+    monkeypatch.setattr(coll.index, "search", counted)
+    # the engine gave all it could: asking for 160 or all 120 would send the same search again
+    assert len(coll.search("revenue", k=10)) == 4
+    assert calls == [40]
+    coll.close()
+
+
 def test_modality_filter_and_image_tower(tmp_path: Path, open_collection: Open) -> None:
     media = tmp_path / "media"
     png(media / "red.png", (230, 10, 10))

@@ -278,7 +278,13 @@ class SearchPipeline:
         while True:
             scores, vids = self.index.search(rows, fetch, allow=allow)
             found = self._group(scores, vids, pictures)
-            if all(len(best) >= k for best in found) or fetch >= n_vectors:
+            short = [i for i, best in enumerate(found) if len(best) < k]
+            if not short or fetch >= n_vectors:
+                return found
+            if all(int((vids[i] >= 0).sum()) < fetch for i in short):
+                # the index gave every short row all it had: an allow list or filter with few
+                # vectors, IVF's probed lists, an engine's cap on k (Milvus 16,384) -- asking
+                # for more would send the same search again
                 return found
             fetch = min(fetch * 4, n_vectors)
 
