@@ -97,6 +97,8 @@ def test_failures_give_summary_and_nonzero_exit(tmp_path: Path, capsys: pytest.C
         (["index"], "nothing to index"),
         (["index", "MEDIA", "--meta", "oops"], "key=value"),
         (["index", "MEDIA", "--index", "annoy"], "unknown index kind"),
+        (["search", "caf\udce9"], "not valid UTF-8"),  # Latin-1 bytes from the terminal
+        (["index", "MEDIA/nope", "MEDIA/typo"], "no such file or directory"),
     ],
 )
 def test_user_mistakes_are_one_line(
@@ -110,6 +112,21 @@ def test_user_mistakes_are_one_line(
     assert code != 0
     assert_one_line_error(err)
     assert needle in err
+
+
+def test_file_system_refusals_and_typos_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = media(tmp_path / "m")
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "index", str(root), "--model", "bow", "-c", str(tmp_path / "afile" / "sub"))
+    assert code == 1 and "Not a directory" in err
+    assert_one_line_error(err)
+    odd = os.fsdecode(bytes(tmp_path / "d") + b"\xffir")  # a directory name that is not UTF-8
+    code, _, err = run(capsys, "index", str(root), "--model", "bow", "-c", odd)
+    assert code == 3 and "must be valid UTF-8" in err and "\\xff" in err
+    assert_one_line_error(err)
+    code, _, err = run(capsys, "index", str(tmp_path / "typo"), "--model", "bow", "-c", str(tmp_path / "new"))
+    assert code == 2 and "no such file" in err
+    assert not (tmp_path / "new").exists()  # no empty collection left behind
 
 
 def test_missing_and_corrupt_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,6 +187,31 @@ def test_library_noise_is_off_for_a_command_only(monkeypatch: pytest.MonkeyPatch
             warnings.warn("shown with --debug", UserWarning, stacklevel=1)
             assert hf.level == logging.INFO
     assert [str(w.message) for w in caught] == ["the caller's own warning", "shown with --debug"]
+
+
+def test_ocr_library_logs_stay_quiet_after_it_resets_its_level() -> None:
+    import logging
+
+    from xmodal.cli.main import _quiet_libraries
+
+    ocr, seen = logging.getLogger("RapidOCR"), []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    ocr.addHandler(handler)
+    try:
+        with _quiet_libraries(debug=False):
+            ocr.setLevel(logging.INFO)  # what rapidocr does when it is first imported
+            ocr.warning("The text detection result is empty")
+            ocr.error("a real failure")
+        ocr.setLevel(logging.INFO)
+        ocr.warning("outside a command")
+    finally:
+        ocr.removeHandler(handler)
+    assert seen == ["a real failure", "outside a command"]
 
 
 def _unprivileged() -> list[str]:

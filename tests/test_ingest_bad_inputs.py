@@ -4,6 +4,7 @@ rest is indexed, and nothing already indexed is lost."""
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.conftest import write
 from tests.media_makers import bomb_png, empty_wav, long_wav_header, png, wav
 from xmodal.collection import Collection
 from xmodal.errors import CollectionError
+from xmodal.types import Modality
 
 Open = Callable[..., Collection]
 
@@ -51,6 +53,26 @@ def test_bad_files_are_reported_and_nothing_is_lost(tmp_path: Path, open_collect
     assert "café" in latin.text and latin.metadata["encoding"] == "cp1252"
     assert coll.search("harbour lighthouse", k=1)[0].metadata["name"] == "keep.txt"
     assert len(coll) == 4
+
+
+def test_odd_names_special_files_and_utf16(tmp_path: Path, open_collection: Open) -> None:
+    root = tmp_path / "m"
+    write(root / "aaa.txt", "the harbour lighthouse")
+    write(root / "zzz.txt", "quarterly revenue grew")
+    (root / os.fsdecode(b"bad\xffname.txt")).write_text("kept out")  # bytes that are not UTF-8
+    (root / "notes16.txt").write_text("budget approved by the board", encoding="utf-16")
+    os.mkfifo(root / "pipe.txt")  # met in a folder: skipped
+    os.mkfifo(tmp_path / "named-pipe.txt")  # given by name: reading it would block forever
+    coll = open_collection()
+    report = coll.add([root, tmp_path / "named-pipe.txt"])
+    assert report.added == 3 and not report.interrupted
+    failed = dict(report.failures)
+    assert failed == {
+        str(root) + "/bad\\xffname.txt": "the name is not valid UTF-8: rename it to index it",
+        str(tmp_path / "named-pipe.txt"): "not a regular file (a pipe, socket or device)",
+    }
+    (hit,) = coll.search("budget approved", k=1)
+    assert hit.uri.endswith("notes16.txt") and hit.modality is Modality.TEXT
 
 
 def test_interrupted_ingest_keeps_what_was_committed(tmp_path: Path, open_collection: Open, registry) -> None:

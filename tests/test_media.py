@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.media_makers import bomb_png, empty_wav, long_wav_header, png, wav
@@ -28,6 +29,17 @@ def test_detects_by_content_not_extension(tmp_path: Path) -> None:
 def test_sniff_rejects_binary() -> None:
     assert sniff(bytes(range(256)) * 4) is None
     assert sniff(b"\x00\x01\x02garbage") is None
+
+
+def test_utf16_text_is_not_taken_for_mpeg_audio() -> None:
+    # a UTF-16 byte-order mark is also an MPEG audio frame sync (0xFFFx / 0xFFEx)
+    for codec in ("utf-16", "utf-16-be", "utf-16-le"):
+        bom = {"utf-16-be": b"\xfe\xff", "utf-16-le": b"\xff\xfe"}.get(codec, b"")
+        found = sniff(bom + "budget approved, 会议 ключ\n".encode(codec))
+        assert found is not None and found.modality is Modality.TEXT, codec
+    random = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    found = sniff(b"\xff\xfe" + random)  # frame sync followed by data, not text
+    assert found is not None and found.modality is Modality.AUDIO
 
 
 def test_zero_byte_file(tmp_path: Path) -> None:

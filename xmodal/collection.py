@@ -28,7 +28,7 @@ from xmodal.errors import (
 )
 from xmodal.index import IndexConfig, VectorIndex, create_index, load_index
 from xmodal.index.registry import index_class
-from xmodal.ingest import IngestReport, NullProgress, Progress
+from xmodal.ingest import IngestReport, NullProgress, Progress, bad_name, display_path
 from xmodal.search import Query, SearchPipeline
 from xmodal.types import Hit, Item, Modality
 
@@ -78,6 +78,8 @@ class Collection:
         """Open a collection (``create=True`` makes it if absent). Asking for another model
         than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``."""
         root = Path(path).expanduser().absolute()
+        if bad_name(root):
+            raise CollectionError(f"{display_path(root)}: a collection path must be valid UTF-8")
         registry = registry or default_registry()
         manifest_path = root / MANIFEST
         if not manifest_path.exists():

@@ -120,15 +120,37 @@ def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[
         try:
             st = root.stat()
         except FileNotFoundError:
-            yield WalkError(str(root), "no such file or directory")
+            yield WalkError(display_path(root), "no such file or directory")
             continue
         except OSError as exc:
-            yield WalkError(str(root), _os_reason(exc))
+            yield WalkError(display_path(root), _os_reason(exc))
             continue
-        if stat.S_ISDIR(st.st_mode):
+        if bad_name(root):
+            yield WalkError(display_path(root), NOT_UTF8)
+        elif stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(root, root, seen_dirs, excluded)
+        elif not stat.S_ISREG(st.st_mode):  # reading a pipe or a device could block forever
+            yield WalkError(str(root), "not a regular file (a pipe, socket or device)")
         else:
             yield FileEntry(root, root.parent)
+
+
+NOT_UTF8 = "the name is not valid UTF-8: rename it to index it"
+
+
+def bad_name(path: Path) -> bool:
+    """A path with bytes that are not UTF-8 (Python keeps them as surrogates): it cannot be
+    stored or shown as text."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def display_path(path: Path | str | bytes) -> str:
+    """``path`` as printable text, undecodable bytes shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _walk_dir(
@@ -152,6 +174,9 @@ def _walk_dir(
         if entry.name.startswith("."):
             continue
         path = Path(entry.path)
+        if bad_name(path):
+            yield WalkError(display_path(path), NOT_UTF8)
+            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
             is_file = entry.is_file(follow_symlinks=True)

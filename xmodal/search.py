@@ -131,6 +131,10 @@ class SearchPipeline:
                 raise InvalidQueryError("the query is empty")
             if len(text) > MAX_QUERY_CHARS:
                 raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # bytes from a non-UTF-8 terminal, or a lone surrogate
+                raise InvalidQueryError("the query is not valid UTF-8 text") from None
             return self._as_text_query(self.embedder.encode_query_text(text))
         src = self._source(query)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -18,7 +19,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to index")
     p.add_argument("--model", metavar="SPEC", help="encoder for a new collection: default, minilm, clip:DIR, ...")
-    p.add_argument("--index", choices=None, metavar="KIND", help="vector index kind: flat (exact) or hnsw")
+    p.add_argument("--index", choices=None, metavar="KIND", help="vector index kind: flat (exact), hnsw or milvus")
     p.add_argument("--reembed", action="store_true", help="re-embed every item (e.g. with a new --model)")
     p.add_argument("--prune", action="store_true", help="remove items whose files are gone")
     p.add_argument("--force", action="store_true", help="re-process files even if unchanged")
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     meta = {k: v if not isinstance(v, list) else v[-1] for k, v in parse_pairs(args.meta, "--meta").items()}
     if not args.paths and not args.reembed and not args.index:
         raise InvalidArgumentError("nothing to index: give one or more files or folders")
+    if args.paths and not any(os.path.lexists(os.path.expanduser(p)) for p in args.paths):
+        # a typo must not leave an empty new collection behind
+        raise InvalidArgumentError(f"no such file or directory: {', '.join(args.paths)}")
     with Collection.open(
         args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed
     ) as coll:

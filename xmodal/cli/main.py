@@ -66,11 +66,18 @@ def _quiet_libraries(debug: bool) -> Iterator[None]:
             warnings.simplefilter("ignore")
             for logger in loggers:
                 logger.setLevel(logging.ERROR)
+                # a filter too: RapidOCR sets its logger back to INFO when first imported
+                logger.addFilter(_errors_only)
         try:
             yield
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+                logger.removeFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -95,6 +102,7 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     from xmodal.errors import XmodalError
+    from xmodal.ingest import display_path
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -112,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system said no (not a directory, exists, read-only, full)
+        where = f": {display_path(exc.filename)}" if isinstance(exc.filename, str | bytes) else ""
+        print(f"xmodal: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             raise

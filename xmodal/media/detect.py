@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def sniff(head: bytes) -> Detected | None:
     for magic, mime in _IMAGE_MAGIC:
         if head.startswith(magic):
             return Detected(Modality.IMAGE, mime)
+    if _utf16_text(head):  # before audio: a UTF-16 byte-order mark also looks like MPEG frame sync
+        return Detected(Modality.TEXT, "text/plain")
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return Detected(Modality.IMAGE, "image/webp")
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
@@ -50,6 +53,24 @@ def sniff(head: bytes) -> Detected | None:
     if _looks_like_text(head):
         return Detected(Modality.TEXT, "text/plain")
     return None
+
+
+def _utf16_text(head: bytes) -> bool:
+    """A UTF-16 byte-order mark followed by mostly printable characters."""
+    codec = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}.get(head[:2])
+    if codec is None:
+        return False
+    body = head[2 : 2 + (len(head) - 2) // 2 * 2].decode(codec, errors="replace")
+    if not body:
+        return True
+    # random bytes (an MPEG frame after all) decode to many unassigned, private-use and
+    # surrogate code points
+    bad = sum(1 for c in body if unicodedata.category(c) in ("Cn", "Co", "Cs") or c == "\ufffd" or _control(c))
+    return bad / len(body) < 0.02
+
+
+def _control(c: str) -> bool:
+    return ord(c) < 32 and c not in "\t\n\x0c\r\x1b"
 
 
 def _looks_like_text(head: bytes) -> bool:
