@@ -84,6 +84,62 @@ def test_search_during_upload_does_not_share_the_model(guarded: ApiEnv) -> None:
     assert len(guarded.coll) == len(paths)
 
 
+class SlowBatchEncoder(OneThreadEncoder):
+    """Encodes a batch of indexed files slowly (a query, one text, at once)."""
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        if len(inputs) > 1:
+            time.sleep(0.2)
+        return super().encode_batch(modality, inputs)
+
+
+def test_searches_run_while_one_large_index_request_runs(tmp_path: Path) -> None:
+    reg = EncoderRegistry()
+    encoder = SlowBatchEncoder()
+    reg.register("fake", lambda ref: encoder)
+    made = make_env(tmp_path, registry=reg)
+    env = next(made)
+    svc = env.client.app.state.service  # type: ignore[attr-defined]
+    admin, alice = svc.authenticate(env.keys["admin"]), svc.authenticate(env.keys["alice"])
+    docs = env.root / "docs"
+    docs.mkdir()
+    paths = []
+    for i in range(100):  # four batches of 32 or fewer: ~0.8 s of encoding in one request
+        paths.append(docs / f"doc{i}.txt")
+        paths[-1].write_text(f"note number {i} about lakes and rivers")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def index() -> None:
+        try:
+            svc.add_files(admin, paths, None, ["public"])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=index)
+    thread.start()
+    during = 0
+    for n in range(10_000):
+        if done.is_set():
+            break
+        try:
+            svc.search(alice, SearchRequest(Query.text(f"lake {n}"), k=3))
+        except BaseException as exc:
+            errors.append(exc)
+            break
+        during += not done.is_set()
+    thread.join()
+    assert not errors, errors[0]
+    assert during >= 3  # answered between the request's files, not after all of them
+    assert len(env.coll) == len(paths)
+    assert {h["uri"] for h in svc.search(alice, SearchRequest(Query.text("note 7 lakes"), k=100))["hits"]} == {
+        str(p) for p in paths
+    }
+    made.close()
+
+
 def test_concurrent_thumbnails_of_one_item(tmp_path: Path) -> None:
     """Requests for the same preview at once: each gets the thumbnail, none a missing file,
     and older versions of the item's thumbnail are cleaned up."""

@@ -408,6 +408,9 @@ class Collection:
             self.index.add(
                 np.asarray([v for v, _ in added], dtype=np.int64), np.stack([e for _, e in added]).astype(np.float32)
             )
+        # the writer's own index is current (a search in between, as the API allows, must not
+        # take the new generation for another process's write and rebuild)
+        self._index_generation = self.catalog.generation
 
     def reembed(self, model: ModelConfig) -> IngestReport:
         """Re-embed every item with ``model`` (from its file, or from its stored text when the

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,7 @@ class Service:
             if access is not None:
                 self.store.set_acl(ids, access)
             with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
-                report = self.coll.add(paths, metadata=meta)
+                report = self.coll.add(paths, metadata=meta, progress=_LetOthersIn(self.lock, self.encode_lock))
             present = self.coll.catalog.items_by_id(ids)
         # No cache flush: result keys carry each principal's view digest, which this write
         # changed only for the principals who may see these items.
@@ -281,6 +282,32 @@ class Service:
         cancellation does not stop) so the store is never closed under it."""
         with self.lock:
             self.store.close()
+
+
+class _LetOthersIn:
+    """Progress of an API index run that hands both locks over between files, so searches
+    (and reads) run while a large folder is indexed instead of waiting for all of it. Between
+    two files the collection is consistent: files read but not yet flushed are in neither the
+    catalog nor the index, and no model is in use. Other writes still get "another process is
+    writing" (409): the run holds the collection's write lock throughout."""
+
+    def __init__(self, lock: threading.RLock, encode_lock: threading.Lock) -> None:
+        self.lock, self.encode_lock = lock, encode_lock
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, failed: int) -> None:
+        self.encode_lock.release()
+        self.lock.release()
+        try:
+            time.sleep(0.002)  # a waiting request takes the lock now (locks are not fair)
+        finally:
+            self.lock.acquire()
+            self.encode_lock.acquire()
+
+    def close(self) -> None:
+        pass
 
 
 def _as_set(ids: frozenset[str] | None) -> set[str] | None:
