@@ -246,6 +246,39 @@ def test_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
     assert "3 added" in proc.stdout and "1 failed" in proc.stdout
 
 
+def test_a_read_only_collection_can_be_searched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = media(tmp_path / "m")
+    coll = tmp_path / "c"
+    assert run(capsys, "index", str(root), "--model", "bow", "-c", str(coll), "-q")[0] == 0
+    (coll / "index" / "state.json").unlink()  # the index must be rebuilt, in memory only
+    for path in [coll, *coll.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = (
+        "import sys; from tests.conftest import BagOfWordsEncoder; "
+        "from xmodal.encoders.registry import default_registry; "
+        "default_registry().register('bow', BagOfWordsEncoder); "
+        "from xmodal.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    before = sorted(p.name for p in coll.rglob("*"))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        cmd = [*_unprivileged(), sys.executable, "-c", script, *argv, "-c", str(coll)]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+    try:
+        proc = cli("search", "quarterly revenue", "-k", "1")
+        assert proc.returncode == 0, proc.stderr
+        assert "revenue.txt" in proc.stdout
+        proc = cli("index", str(root))
+        assert proc.returncode == 3 and "is read-only: it can be searched, not changed" in proc.stderr
+        assert_one_line_error(proc.stderr)
+        assert sorted(p.name for p in coll.rglob("*")) == before  # nothing written
+    finally:
+        for path in [coll, *coll.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
 def test_delete_and_prune_forget_access_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Item ids derive from paths: a new file at a deleted item's path must not inherit its ACL."""
     from xmodal.access.store import AccessStore

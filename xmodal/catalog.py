@@ -4,6 +4,7 @@ and a generation counter that tells whether a saved index is current."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -92,18 +93,38 @@ _META_TEXT = (
 )
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Read-only, with SQLite's locking while another user's process may be writing (it keeps
+    the -wal and -shm files there); without them, nobody is, and the file is read as immutable."""
+    base = path.absolute().as_uri()
+    try:
+        db = sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # a collection on a read-only mount or in a folder the user may not write can still be
+        # searched (see _open_read_only)
+        self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
         try:
-            self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if self.read_only:
+                self._db = _open_read_only(path)
+            else:
+                self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
             found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{path}: catalog is not a valid SQLite database ({exc})") from exc
+        if found is None and self.read_only:
+            raise CollectionError(f"{path}: read-only and not an xmodal catalog")
         if found is None:
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")

@@ -174,11 +174,13 @@ class Collection:
         manifest is stale: repair it from the catalog, the source of truth."""
         state = self.catalog.model_state()
         if state is None:
-            self.catalog.set_model_state(self._model_state())
+            if not self.catalog.read_only:
+                self.catalog.set_model_state(self._model_state())
             return
         if state != self._model_state():
             self._adopt_model_state(state)
-            _write_json_atomic(self.path / MANIFEST, self.manifest)
+            if not self.catalog.read_only:
+                _write_json_atomic(self.path / MANIFEST, self.manifest)
 
     def _adopt_model_state(self, state: dict[str, Any]) -> None:
         """Take the model recorded in the catalog (config and manifest, in memory)."""
@@ -278,6 +280,8 @@ class Collection:
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
+        if self.catalog.read_only:
+            raise CollectionError(f"{self.path} is read-only: it can be searched, not changed")
         with self._try_write_lock() as held:
             if not held:
                 raise CollectionError(f"another process is writing to {self.path}; try again when it is done")
@@ -286,6 +290,9 @@ class Collection:
     @contextlib.contextmanager
     def _try_write_lock(self) -> Iterator[bool]:
         """The collection's write lock (an exclusive ``flock``), if free: yields whether it is held."""
+        if self.catalog.read_only:
+            yield False
+            return
         fh: IO[str] = open(self.path / LOCK, "a+")  # noqa: SIM115 - held for the block
         try:
             try:
