@@ -15,6 +15,7 @@ from api_support import ApiEnv, api, png_bytes
 from xmodal.access.audit import AuditFilter, AuditLog
 from xmodal.access.retention import apply_retention
 from xmodal.access.store import AccessStore
+from xmodal.api.settings import ServeSettings
 from xmodal.cli import cmd_audit, cmd_keys, cmd_serve
 from xmodal.errors import AuthError, InvalidArgumentError, NotFoundError
 
@@ -147,6 +148,11 @@ def test_serve_cli_rejects_bad_options(api: ApiEnv, tmp_path: Path) -> None:
             cli(["serve", "-c", str(api.coll.path), "--port", port])
     with pytest.raises(InvalidArgumentError):
         cli(["serve", "-c", str(api.coll.path), "--index-root", str(tmp_path / "missing")])
+    for days in ("-1", "0", "nan"):
+        with pytest.raises(InvalidArgumentError, match="positive number of days"):
+            cli(["serve", "-c", str(api.coll.path), "--retention-days", days])
+    with pytest.raises(InvalidArgumentError, match="positive number of days"):
+        ServeSettings(collection=api.coll.path, retention_days=-3)
 
 
 def test_key_store_rejects_tampering(tmp_path: Path) -> None:

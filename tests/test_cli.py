@@ -93,11 +93,14 @@ def test_failures_give_summary_and_nonzero_exit(tmp_path: Path, capsys: pytest.C
         (["search", "cat", "--where", "nosuchfield=1"], "unknown filter field"),
         (["search", "--image", "MEDIA/docs/cat.txt"], "not usable"),
         (["search", "--image", "MEDIA/nope.png"], "not found"),
+        (["search", "--image", "MEDIA"], "is a folder, not a file"),
+        (["search", "--audio", "/dev/zero"], "not a regular file"),
         (["search", "--audio", "MEDIA/docs/cat.txt"], "not usable"),
         (["index"], "nothing to index"),
         (["index", "MEDIA", "--meta", "oops"], "key=value"),
         (["index", "MEDIA", "--index", "annoy"], "unknown index kind"),
         (["search", "caf\udce9"], "not valid UTF-8"),  # Latin-1 bytes from the terminal
+        (["eval", "MEDIA/docs/cat.txt", "--report", "MEDIA/docs/cat.txt"], "is a file"),
         (["index", "MEDIA/nope", "MEDIA/typo"], "no such file or directory"),
     ],
 )

@@ -113,12 +113,13 @@ def test_image_query_paths_resolve_beside_the_file(tmp_path: Path) -> None:
 
 def test_report_files(tmp_path: Path) -> None:
     path = _write(tmp_path, [{"query": "a cat", "relevant": ["cat.png"]}, {"query": "a car", "relevant": ["car.jpg"]}])
-    res = evaluate_queries(load_queries(path), fake_search, k=5)
+    res = evaluate_queries(load_queries(path), fake_search, k=12)
     report = write_report(res, tmp_path / "rep")
     text = report.read_text(encoding="utf-8")
     assert "| recall@1 | 0.5000 |" in text and "recall_at_k.svg" in text
+    assert "| a car |" in text and "| a cat |" in text  # hardest queries by what was asked
     svg = (tmp_path / "rep" / "recall_at_k.svg").read_text(encoding="utf-8")
-    assert svg.startswith("<svg") and svg.count("<circle") == 5
+    assert svg.startswith("<svg") and svg.count("<circle") == 12
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["metrics"]["recall@1"] == 0.5
 
 
@@ -127,5 +128,7 @@ def test_svg_handles_single_point() -> None:
 
 
 def test_bad_k() -> None:
-    with pytest.raises(InvalidArgumentError):
-        evaluate_queries([EvalQuery("q", "text", "x", ("a",), 1)], fake_search, k=0)
+    for k in (0, 3, 9):  # recall@10 of a 3-deep run would count ranks 4-10 as missing
+        with pytest.raises(InvalidArgumentError, match="at least 10"):
+            evaluate_queries([EvalQuery("q", "text", "x", ("a",), 1)], fake_search, k=k)
+    evaluate_queries([EvalQuery("q", "text", "x", ("a",), 1)], fake_search, k=3, metrics=["recall@3", "mrr"])

@@ -42,6 +42,15 @@ def test_utf16_text_is_not_taken_for_mpeg_audio() -> None:
     assert found is not None and found.modality is Modality.AUDIO
 
 
+def test_undecodable_audio_says_why_without_naming_a_buffer(tmp_path: Path) -> None:
+    data = png(tmp_path / "x.png").read_bytes()
+    for src in (data, tmp_path / "x.png"):
+        with pytest.raises(MediaError) as err:
+            load_audio(src)
+        assert str(err.value).startswith("cannot decode audio: ")
+        assert "BytesIO" not in str(err.value) and "Error opening" not in str(err.value)
+
+
 def test_zero_byte_file(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(UnsupportedMediaError, match="empty"):

@@ -201,5 +201,18 @@ def run_demo(
                 span = f" at {h.start:.1f}-{h.end:.1f}s" if h.start is not None else ""
                 snippet = (h.snippet or "").replace("\n", " ")[:60]
                 log(f"   {rank}. {h.score:.3f} {h.modality.value:<5} {h.metadata.get('name')}{span}  {snippet!r}")
-    log(f'\ntry it yourself:  xmodal search "carrying a cat by its tail" -c {coll_dir}')
+    log(f'\ntry it yourself:  {_cli_name()} search "carrying a cat by its tail" -c {coll_dir}')
     return missed
+
+
+def _cli_name() -> str:
+    """``xmodal`` when that is this installation's command on PATH, else its full path (``make
+    demo`` runs from a virtual environment that is not activated)."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "xmodal"
+    found = shutil.which("xmodal")
+    if here.exists() and (found is None or Path(found).resolve() != here.resolve()):
+        return str(here)
+    return "xmodal"

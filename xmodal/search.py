@@ -161,8 +161,12 @@ class SearchPipeline:
             return query.data
         if query.path is None:
             raise InvalidQueryError(f"a {query.modality.value} query needs a file")
-        if not query.path.is_file():
+        if query.path.is_dir():
+            raise InvalidQueryError(f"the query {query.modality.value} is a folder, not a file: {query.path}")
+        if not query.path.exists():
             raise InvalidQueryError(f"query file not found: {query.path}")
+        if not query.path.is_file():  # a pipe or a device: reading it could block forever
+            raise InvalidQueryError(f"the query {query.modality.value} is not a regular file: {query.path}")
         return query.path
 
     def search(

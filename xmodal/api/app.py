@@ -127,7 +127,7 @@ def _install_pages(app: FastAPI, service: Service) -> None:
         x_api_key: HeaderValue = None,
     ) -> Response:
         if not service.settings.metrics_public:
-            service.require_admin(principal_of(request, authorization, x_api_key))
+            service.require_admin(principal_of(request, authorization, x_api_key), "read the metrics")
         body, ctype = await asyncio.to_thread(service.metrics.render)
         return Response(body, media_type=ctype)
 

@@ -93,9 +93,9 @@ class Service:
         return self.store.authenticate(token)
 
     @staticmethod
-    def require_admin(principal: Principal) -> None:
+    def require_admin(principal: Principal, action: str = "change the index") -> None:
         if not principal.admin:
-            raise ForbiddenError(f"principal {principal.name!r} is not an admin; only admins may change the index")
+            raise ForbiddenError(f"principal {principal.name!r} is not an admin; only admins may {action}")
 
     def _versions(self) -> tuple[int, int, bool]:
         return self.coll.catalog.generation, self.store.acl_version, self.store.default_public

@@ -23,6 +23,12 @@ class ServeSettings:
     thumbnail_px: int = 320
     metrics_public: bool = False  # False: /metrics needs an admin key
 
+    def __post_init__(self) -> None:
+        if self.retention_days is not None:  # a bad value must fail at startup, not in each pass
+            from xmodal.access.retention import check_days
+
+            check_days(self.retention_days)
+
     @property
     def upload_root(self) -> Path:
         return (self.uploads_dir or Path(self.collection) / "uploads").absolute()

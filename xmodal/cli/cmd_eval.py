@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("queries", help="JSONL file of queries with their relevant items")
     p.add_argument("--modality", choices=["text", "image", "audio"], help="only rank items of this modality")
-    p.add_argument("-k", type=int, default=10, help="search depth; metrics are cut at 1/5/10 (default 10)")
+    p.add_argument("-k", type=int, default=10, help="search depth, at least 10: metrics are cut at 1/5/10 (default 10)")
     p.add_argument("--report", metavar="OUT_DIR", help="write report.md, recall_at_k.svg and metrics.json")
     p.set_defaults(func=run)
 
@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from xmodal.eval.harness import evaluate_queries, load_queries
     from xmodal.eval.report import write_report
 
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        from xmodal.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--report {args.report} is a file; give a folder for the report")
     queries = load_queries(Path(args.queries))
     collection = Collection.open(args.collection)
     result = evaluate_queries(

@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--port must be 0-65535, got {args.port}")
     if args.max_upload_mb <= 0:
         raise InvalidArgumentError("--max-upload-mb must be positive")
+    if args.retention_days is not None:
+        from xmodal.access.retention import check_days
+
+        check_days(args.retention_days)  # before the port is bound and the models load
     if args.index_root is not None and not args.index_root.is_dir():
         raise InvalidArgumentError(f"--index-root {args.index_root} is not a folder")
     try:

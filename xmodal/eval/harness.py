@@ -38,6 +38,7 @@ class EvalResult:
     recall_curve: dict[int, float]
     unknown_relevant: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # query id -> what was asked, for reports
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,8 +115,9 @@ def evaluate_queries(
     from relevant items that were simply not found. Unknown names are counted and reported;
     if no relevant name matches anything at all, that is an error.
     """
-    if k < 1:
-        raise InvalidArgumentError("-k must be at least 1")
+    deepest = max((int(m.split("@", 1)[1]) for m in metrics if "@" in m), default=1)
+    if k < deepest:  # a shallower run would score every hit past k as missing
+        raise InvalidArgumentError(f"-k must be at least {deepest}: the metrics are cut at up to {deepest}")
     if not queries:
         raise InvalidArgumentError("no queries to evaluate")
     warnings: list[str] = []
@@ -150,6 +152,7 @@ def evaluate_queries(
         recall_curve={c: curve[f"recall@{c}"] for c in cutoffs},
         unknown_relevant=unknown,
         warnings=warnings,
+        labels={q.qid: q.value if q.kind == "text" else f"{q.kind}: {PurePosixPath(q.value).name}" for q in queries},
     )
 
 

@@ -66,9 +66,18 @@ def write_report(result: EvalResult, out_dir: Path, title: str = "xmodal eval") 
     worst = sorted(result.per_query.items(), key=lambda kv: (kv[1].get("mrr@10", 0.0), kv[0]))[:10]
     if worst:
         lines += ["## Hardest queries (lowest MRR@10)", "", "| query | MRR@10 | Recall@10 |", "|---|---|---|"]
-        lines += [f"| {q} | {m.get('mrr@10', 0):.3f} | {m.get('recall@10', 0):.3f} |" for q, m in worst]
+        for q, m in worst:
+            label = _cell(result.labels.get(q, q))
+            lines.append(f"| {label} | {m.get('mrr@10', 0):.3f} | {m.get('recall@10', 0):.3f} |")
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     (out_dir / "metrics.json").write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
     return path
+
+
+def _cell(text: str, limit: int = 80) -> str:
+    """One markdown table cell: one line, pipes escaped, long queries cut."""
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|")

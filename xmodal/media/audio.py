@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,10 @@ def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
             # read in blocks and downmix as we go: memory stays at one mono copy
             parts = [block.mean(axis=1) for block in f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)]
     except (RuntimeError, sf.LibsndfileError) as exc:  # type: ignore[attr-defined]
-        raise MediaError(f"cannot decode audio: {str(exc).splitlines()[0]}") from exc
+        # libsndfile names its source ("Error opening <_io.BytesIO object at 0x...>: ..."): the
+        # reason is what a user needs, and a server must not echo its paths
+        reason = re.sub(r"^Error opening .*?: ", "", str(exc).splitlines()[0])
+        raise MediaError(f"cannot decode audio: {reason}") from exc
     data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise MediaError("audio has no samples")
