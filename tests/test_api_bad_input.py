@@ -78,10 +78,15 @@ def test_wrong_content_type(api: ApiEnv) -> None:
     assert_error(r, 415, "content-type")
     r = api.upload("admin", {"archive.zip": b"PK\x03\x04" + b"\x00" * 200})
     assert_error(r, 415, "archive.zip")
+    broken_png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
+    r = api.upload("admin", {"a.zip": b"PK\x03\x04" + b"\x00" * 200, "ok.txt": b"fine words", "b.png": broken_png})
+    assert_error(r, 415, "2 of 3 files are not usable", "a.zip", "b.png")  # every bad file named
     r = api.client.post(
         "/search", headers=api.h("alice"), files={"image": ("q.png", b"this is not a png", "image/png")}
     )
     assert_error(r, 400, "not usable")
+    r = api.client.post("/search", headers=api.h("alice"), files=[("text", (None, "lake")), ("text", (None, "sea"))])
+    assert_error(r, 400, "'text' is given more than once")
     r = api.client.post("/index", headers={**api.h("admin"), "Content-Type": "text/plain"}, content=b"docs")
     assert_error(r, 415, "content-type")
 

@@ -149,6 +149,9 @@ async def parse_search(request: Request) -> SearchRequest:
             raise InvalidQueryError('give the query as "text": a string (or upload an image or audio file)')
         return SearchRequest(Query.text(text), body.get("k", 10), body.get("modality"), body.get("where"))
     form = await request.form()
+    repeated = sorted(key for key in set(form.keys()) if len(form.getlist(key)) > 1)
+    if repeated:  # which one was meant? (JSON cannot repeat a field either)
+        raise InvalidArgumentError(f"the field {repeated[0]!r} is given more than once; send it once")
     queries: list[Query] = []
     text = form.get("text")
     if isinstance(text, str) and text.strip():
@@ -331,15 +334,22 @@ def _discard(svc: Service, path: Path) -> None:
 
 
 def _check_files(svc: Service, paths: list[Path]) -> None:
-    """Decode every upload within the collection's limits first: one bad file refuses the
-    request with that file's error (415, 413, 422) and nothing is indexed."""
+    """Decode every upload within the collection's limits first: a bad file refuses the
+    request (the first bad file's status: 415, 413, 422), nothing is indexed, and the message
+    names every bad file so one retry can fix them all."""
     from xmodal.ingest import decode_file
 
+    bad: list[tuple[Path, MediaError]] = []
     for path in paths:
         try:
             decode_file(path, svc.coll.config.limits)
         except MediaError as exc:
-            raise type(exc)(f"{path.name}: {exc}") from None
+            bad.append((path, exc))
+    if bad:
+        reasons = "; ".join(f"{path.name}: {exc}" for path, exc in bad[:10])
+        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+        lead = f"{len(bad)} of {len(paths)} files are not usable, nothing was indexed: " if len(paths) > 1 else ""
+        raise type(bad[0][1])(f"{lead}{reasons}{more}")
 
 
 def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
