@@ -42,6 +42,19 @@ def test_minilm_is_offline_and_semantic(real_registry: EncoderRegistry) -> None:
     assert real_registry.load("minilm") is enc  # loaded once per process
 
 
+def test_silence_has_no_words(tmp_path: Path) -> None:
+    import numpy as np
+
+    from xmodal.extract.sphinx import PocketSphinxRecognizer, loudest_frame_rms
+    from xmodal.media.audio import AudioClip, load_audio
+
+    recognizer = PocketSphinxRecognizer()
+    assert recognizer.transcribe(AudioClip(np.zeros(48_000, dtype=np.float32), 16_000)) == []  # it said "voigt"
+    speech = load_audio(speak("quarterly revenue", tmp_path / "s.wav"))
+    assert loudest_frame_rms(speech.resampled(16_000).samples, 16_000) > 0.01  # far above the gate
+    assert recognizer.transcribe(speech)
+
+
 def test_default_stack_finds_documents_by_ocr_and_speech_by_words(
     tmp_path: Path, real_registry: EncoderRegistry
 ) -> None:

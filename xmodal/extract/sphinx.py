@@ -11,6 +11,7 @@ from xmodal.extract.base import SpeechRecognizer, Word
 from xmodal.media.audio import AudioClip
 
 RATE = 16000
+SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: quieter than any speech recording's loudest 50 ms
 _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "<unk>"}
 
 
@@ -33,6 +34,8 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         samples = clip.resampled(RATE).samples
         words: list[Word] = []
         for start, end in split_points(samples, RATE):
+            if loudest_frame_rms(samples[start:end], RATE) < SILENCE_RMS:
+                continue  # the decoder "hears" words in digital silence ("voigt", "in")
             offset = start / RATE
             part = AudioClip(samples[start:end], RATE)
             words.extend(Word(w.text, w.start + offset, w.end + offset) for w in self._decode(part.to_pcm16()))
@@ -71,3 +74,12 @@ def split_points(samples: np.ndarray, rate: int, target: float = 30.0, slack: fl
         start = cut
     cuts.append((start, n))
     return cuts
+
+
+def loudest_frame_rms(samples: np.ndarray, rate: int) -> float:
+    """RMS of the loudest 50 ms frame (samples in [-1, 1])."""
+    frame = rate // 20
+    if samples.shape[0] < frame:
+        return float(np.sqrt((samples.astype(np.float64) ** 2).mean())) if samples.shape[0] else 0.0
+    usable = samples[: samples.shape[0] // frame * frame].reshape(-1, frame).astype(np.float64)
+    return float(np.sqrt((usable**2).mean(axis=1).max()))
