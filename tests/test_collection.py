@@ -225,6 +225,15 @@ def test_a_reader_saves_a_rebuilt_index_only_while_no_writer_is_at_work(
     assert state["count"] == 4
 
 
+def test_one_path_or_id_given_alone(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    assert coll.add(str(media / "animals")).added == 2  # not its characters ("/" is the root)
+    assert coll.add(media / "money").added == 2
+    hit = coll.search("dog", k=1)[0]
+    assert coll.delete(hit.id) == 1 and len(coll) == 3
+
+
 def test_missing_and_corrupt_collections(tmp_path: Path, registry) -> None:
     with pytest.raises(CollectionNotFoundError):
         Collection.open(tmp_path / "nope", registry=registry)

@@ -363,7 +363,8 @@ class Collection:
         return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
 
     # ---- writing ----------------------------------------------------------------------------
-    def delete(self, ids: Iterable[str]) -> int:
+    def delete(self, ids: Iterable[str] | str) -> int:
+        ids = [ids] if isinstance(ids, str) else list(ids)
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
             with self.catalog.transaction():
@@ -375,7 +376,7 @@ class Collection:
 
     def add(
         self,
-        paths: Iterable[str | Path],
+        paths: Iterable[str | Path] | str | Path,
         *,
         metadata: dict[str, Any] | None = None,
         prune: bool = False,
@@ -390,7 +391,8 @@ class Collection:
         unchanged, so re-running ``xmodal index`` says what to do instead of reporting success."""
         from xmodal.ingest_run import IngestRun
 
-        paths = list(paths)
+        # one path given alone is one path, not its characters (a leading "/" would be the root)
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
             self.verify_encoders()
