@@ -497,3 +497,20 @@ def test_reembed_keeps_the_stored_text_of_a_file_that_is_gone(tmp_path: Path, op
     with Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True) as again:
         assert again.catalog.text_segments(again.search("revenue", k=1)[0].id)[0][1].text == "quarterly revenue report"
         assert names(again.search("revenue", k=1)) == ["a.txt"]
+
+
+def test_a_relative_model_directory_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xmodal.config import model_from_spec
+
+    (tmp_path / "my-model").mkdir()
+    (tmp_path / "my-model" / "xmodal_encoder.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    seen: list[str] = []
+
+    def modalities_of(spec: str) -> frozenset[Modality]:
+        seen.append(spec)
+        return frozenset({Modality.IMAGE})
+
+    assert model_from_spec("my-model", modalities_of).image == str(tmp_path / "my-model")
+    assert model_from_spec("clip:my-model", modalities_of).image == f"clip:{tmp_path / 'my-model'}"
+    assert model_from_spec("minilm", modalities_of).image == "minilm"  # names stay names

@@ -4,6 +4,7 @@ models and settings made it."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from xmodal.errors import ModelError
@@ -55,6 +56,7 @@ def model_from_spec(spec: str | None, modalities_of: Any) -> ModelConfig:
     tower keeps the default text hub)."""
     if spec is None or spec.strip().lower() in ("", "default"):
         return default_model()
+    spec = _absolute_dir(spec)
     mods = modalities_of(spec)
     base = default_model()
     changes: dict[str, Any] = {}
@@ -68,6 +70,18 @@ def model_from_spec(spec: str | None, modalities_of: Any) -> ModelConfig:
     if not changes:
         raise ModelError(f"encoder {spec!r} declares no modality")
     return replace(base, **changes)
+
+
+def _absolute_dir(spec: str) -> str:
+    """A model directory given relative to the working directory is stored absolute, so the
+    collection works from anywhere (``my-model/``, ``clip:models/clip``); names and hub ids stay."""
+    kind, sep, ref = spec.partition(":")
+    if sep and ref and Path(ref).expanduser().is_dir():
+        return f"{kind}:{Path(ref).expanduser().resolve()}"
+    local = Path(spec).expanduser()
+    if not sep and local.is_dir() and any((local / name).exists() for name in ("xmodal_encoder.json", "config.json")):
+        return str(local.resolve())
+    return spec
 
 
 @dataclass(frozen=True)
