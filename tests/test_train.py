@@ -529,3 +529,40 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_best_checkpoint(pairs_
     assert stdout.startswith("interrupted: best epoch") and "Traceback" not in stderr
     PictogramEncoder(str(out))  # the kept checkpoint loads
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
+
+
+def test_retraining_into_the_same_folder_gives_a_new_version(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    """A collection indexed with the first weights must see that the folder now holds others."""
+    from xmodal.collection import Collection
+    from xmodal.config import ModelConfig
+    from xmodal.errors import EncoderMismatchError
+
+    pairs = load_pairs(pairs_file)
+    out = tmp_path / "model"
+    train(pairs, minilm, out, _cfg(epochs=1), log=lambda m: None)
+    first = json.loads((out / "xmodal_encoder.json").read_text())["version"]
+    assert first.startswith("sha256-") and PictogramEncoder(str(out)).version == f"pictogram:{first}"
+    assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others, as the folder is
+    (tmp_path / "pics").mkdir()
+    draw("circle", (0, 0, 0)).save(tmp_path / "pics" / "circle.png")
+    model = ModelConfig(image=str(out), ocr=None, asr=None)
+    with Collection.open(tmp_path / "c", create=True, model=model) as coll:
+        coll.add([tmp_path / "pics"])
+    train(pairs, minilm, out, _cfg(epochs=1, seed=1), log=lambda m: None)
+    second = json.loads((out / "xmodal_encoder.json").read_text())["version"]
+    assert second != first
+    # a new process (encoders are cached per registry) sees the change
+    coll = Collection.open(tmp_path / "c", registry=EncoderRegistry())
+    with pytest.raises(EncoderMismatchError, match="re-embed"):
+        coll.search("a circle")
+    coll.close()
+    # the same training again gives the same version: the name follows the content
+    train(pairs, minilm, tmp_path / "again", _cfg(epochs=1, seed=1), log=lambda m: None)
+    assert json.loads((tmp_path / "again" / "xmodal_encoder.json").read_text())["version"] == second
+
+
+def test_an_unwritable_out_folder_is_refused_before_training(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(InvalidArgumentError, match="cannot write the model there"):
+        train(load_pairs(pairs_file), minilm, blocker / "model", _cfg(), log=lambda m: None)

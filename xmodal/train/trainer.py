@@ -93,7 +93,8 @@ class TrainConfig:
     # CPU tensors whatever it is
     device: str = "cpu"
     progress: bool = True
-    version: str = "0"
+    # "" names the model by a digest of its weights and config (sha256-...); the recipe sets "8"
+    version: str = ""
     arch: PictogramConfig = field(default_factory=PictogramConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
