@@ -119,6 +119,29 @@ def test_keys_cli_create_list_revoke_grant(api: ApiEnv, capsys: pytest.CaptureFi
     assert AccessStore(api.coll.path).default_public
 
 
+def test_every_keys_and_audit_action_answers_json(api: ApiEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(api.coll.path)
+    item = api.upload("admin", {"memo.txt": b"budget memo"}).json()["items"][0]["id"]
+    capsys.readouterr()
+
+    def out(argv: list[str], code: int = 0) -> Any:
+        assert cli([*argv, "--json", "-c", c]) == code
+        return json.loads(capsys.readouterr().out)
+
+    made = out(["keys", "create", "erin"])
+    assert out(["keys", "grant", item, "--to", "group:eng"]) == {"ids": [item], "access": ["group:eng"]}
+    assert out(["keys", "default-access", "private"]) == {"default_access": "private"}
+    revoked = out(["keys", "revoke", made["key_id"]])
+    assert revoked["revoked"] is True and revoked["key_id"] == made["key_id"] and revoked["revoked_at"]
+    assert out(["audit", "--verify"]) == {"intact": True, "problems": []}
+    purged = out(["audit", "--purge-older-than", "30"])
+    assert purged["older_than_days"] == 30 and purged["items_deleted"] == 0
+    assert cli(["audit", "--json", "--principal", "nobody", "-c", c]) == 0
+    assert capsys.readouterr().out == ""  # JSON lines: no entries, no lines
+    with pytest.raises(InvalidArgumentError, match="--since"):
+        cli(["audit", "--since", "-1", "-c", c])
+
+
 def test_audit_cli_filters_and_verifies(api: ApiEnv, capsys: pytest.CaptureFixture[str]) -> None:
     api.upload("admin", {"a.txt": b"orchard apples"}, access="public")
     api.client.post("/search", headers=api.h("alice"), json={"text": "apples"})

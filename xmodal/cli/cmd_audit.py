@@ -15,7 +15,10 @@ from xmodal.errors import InvalidArgumentError
 def register(sub: Any) -> None:
     p = sub.add_parser("audit", help="read and filter the audit log (who searched, added, deleted what)")
     p.add_argument("-c", "--collection", default=".xmodal", metavar="DIR", help="collection (default ./.xmodal)")
-    p.add_argument("--json", action="store_true", help="print entries as JSON lines")
+    p.add_argument(
+        "--json", action="store_true",
+        help="entries as JSON lines (one object each); --verify and --purge-older-than as one object",
+    )  # fmt: skip
     p.add_argument("--principal", help="only this principal")
     p.add_argument("--action", help="only actions starting with this (search, items.add, items.delete, keys...)")
     p.add_argument("--item", metavar="ID", help="only entries that involve this item id")
@@ -36,15 +39,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InvalidArgumentError("--limit must be at least 1")
+    if args.since is not None and not args.since >= 0:
+        raise InvalidArgumentError(f"--since must be a number of days of 0 or more, got {args.since:g}")
     with Collection.open(args.collection) as coll:
         log = AuditLog(coll.path)
         if args.purge_older_than is not None:
             return _purge(coll, log, args)
         if args.verify:
             problems = log.verify()
-            for problem in problems:
-                print(f"audit: {problem}")
-            print("audit log intact" if not problems else f"{len(problems)} problem(s) found")
+            if args.json:
+                print(json.dumps({"intact": not problems, "problems": problems}, ensure_ascii=False))
+            else:
+                for problem in problems:
+                    print(f"audit: {problem}")
+                print("audit log intact" if not problems else f"{len(problems)} problem(s) found")
             return 0 if not problems else 1
         since = time.time() - args.since * 86400 if args.since is not None else None
         flt = AuditFilter(args.principal, args.action, args.item, since, None, args.grep, args.limit)
@@ -65,6 +73,9 @@ def _purge(coll: Any, log: Any, args: argparse.Namespace) -> int:
         report = apply_retention(coll, store, log, args.purge_older_than, coll.path / "uploads")
     finally:
         store.close()
+    if args.json:
+        print(json.dumps({"older_than_days": args.purge_older_than, **report.to_dict()}))
+        return 0
     print(f"retention: {report.items} item(s) and {report.audit_entries} audit entries older than "
           f"{args.purge_older_than:g} days deleted")  # fmt: skip
     return 0

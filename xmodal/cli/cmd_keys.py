@@ -68,18 +68,27 @@ def run(args: argparse.Namespace) -> int:
             elif action == "revoke":
                 info = store.revoke(args.key_id)
                 audit.record("keys.revoke", actor, key_id=info.key_id, subject=info.principal)
-                print(f"revoked key {info.key_id} of {info.principal}")
+                if args.json:
+                    _print({"revoked": True, **info.to_dict()})
+                else:
+                    print(f"revoked key {info.key_id} of {info.principal}")
             elif action == "default-access":
                 store.set_default_access(args.policy == "public")
                 audit.record("acl.default", actor, policy=args.policy)
-                print(f"items without an access list are now {args.policy}")
+                if args.json:
+                    _print({"default_access": args.policy})
+                else:
+                    print(f"items without an access list are now {args.policy}")
             elif action == "grant":
                 entries = parse_access(args.to) or []
                 for item_id in args.item_ids:
                     coll.get(item_id)
                 store.set_acl(args.item_ids, entries)
                 audit.record("acl.set", actor, ids=args.item_ids, access=entries)
-                print(f"{len(args.item_ids)} item(s) now visible to: {', '.join(entries)}")
+                if args.json:
+                    _print({"ids": list(args.item_ids), "access": entries})
+                else:
+                    print(f"{len(args.item_ids)} item(s) now visible to: {', '.join(entries)}")
         finally:
             store.close()
     return 0
