@@ -234,6 +234,66 @@ def test_one_path_or_id_given_alone(tmp_path: Path, open_collection: Open) -> No
     assert coll.delete(hit.id) == 1 and len(coll) == 3
 
 
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c, m: c.search(123), InvalidQueryError),
+        (lambda c, m: c.search(None), InvalidQueryError),
+        (lambda c, m: c.search("cat", where=["name"]), InvalidArgumentError),
+        (lambda c, m: c.search("cat", where={"name": None}), InvalidArgumentError),
+        (lambda c, m: c.search("cat", where={"name": {"a": 1}}), InvalidArgumentError),
+        (lambda c, m: c.search("cat", where={"name": []}), InvalidArgumentError),
+        (lambda c, m: c.add(123), InvalidArgumentError),
+        (lambda c, m: c.add([m, 123]), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata="team=red"), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata={"team": ["red"]}), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata={"team": float("nan")}), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata={1: "red"}), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata={"bad key!": "red"}), InvalidArgumentError),
+        (lambda c, m: c.delete(123), InvalidArgumentError),
+        (lambda c, m: c.delete([None]), InvalidArgumentError),
+        (lambda c, m: c.get(123), InvalidArgumentError),
+        (lambda c, m: c.reembed("minilm"), InvalidArgumentError),
+    ],
+)
+def test_python_api_mistakes_are_xmodal_errors_and_change_nothing(
+    call: Callable[[Collection, Path], Any], error: type[Exception], tmp_path: Path, open_collection: Open
+) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media / "animals"])
+    with pytest.raises(error):
+        call(coll, media / "money")
+    assert len(coll) == 2 and set(names(coll.search("revenue", k=5))) == {"cat.txt", "dog.txt"}
+
+
+def test_python_api_checks_open_arguments_and_a_closed_collection(tmp_path: Path, registry) -> None:
+    for bad in (123, None, "  "):
+        with pytest.raises(InvalidArgumentError, match="collection path"):
+            Collection.open(bad, registry=registry)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="True or False"):
+        Collection.open(tmp_path / "c", create="no", registry=registry)  # type: ignore[arg-type]
+    assert not (tmp_path / "c").exists()
+    coll = Collection.open(tmp_path / "c", create=True, model=FAKE_MODEL, registry=registry)
+    coll.close()
+    coll.close()  # twice is fine
+    for use in (lambda: coll.search("cat"), lambda: len(coll), lambda: coll.add([tmp_path]), coll.stats):
+        with pytest.raises(CollectionError, match="was closed"):
+            use()
+
+
+def test_metadata_given_from_python_is_filterable(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media / "animals"], metadata={"team": "zoo", "year": 2026, "public": True})
+    coll.add([media / "money"], metadata={"team": "finance", "year": 2025, "public": False})
+    assert set(names(coll.search("cat", k=10, where={"team": "zoo"}))) == {"cat.txt", "dog.txt"}
+    assert set(names(coll.search("cat", k=10, where={"year": (2025,), "public": False}))) == {
+        "revenue.txt",
+        "invoice.txt",
+    }
+
+
 def test_missing_and_corrupt_collections(tmp_path: Path, registry) -> None:
     with pytest.raises(CollectionNotFoundError):
         Collection.open(tmp_path / "nope", registry=registry)

@@ -4,6 +4,7 @@ and a generation counter that tells whether a saved index is current."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -77,9 +78,29 @@ class FileState:
 
 
 def check_meta_key(key: str) -> str:
-    if not _META_KEY.match(key):
+    if not isinstance(key, str) or not _META_KEY.match(key):
         raise InvalidArgumentError(f"invalid metadata key {key!r}: use letters, digits, '_', '.', '-' (max 64 chars)")
     return key
+
+
+META_SCALARS = (str, int, float, bool)
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """User metadata for added files (Python, CLI and API alike): at most 64 fields of
+    string (≤ 1000 characters), number or boolean, so every value can be filtered on."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError("metadata must be an object (dict) of field -> value")
+    if len(metadata) > 64:
+        raise InvalidArgumentError("metadata may have at most 64 fields")
+    for key, value in metadata.items():
+        check_meta_key(key)
+        ok = isinstance(value, META_SCALARS) and not (isinstance(value, float) and not math.isfinite(value))
+        if not ok or (isinstance(value, str) and len(value) > 1000):
+            raise InvalidArgumentError(f"metadata {key!r} must be a string (max 1000 chars), number or boolean")
+    return dict(metadata)
 
 
 # A metadata value as text. Integers compare by their JSON text (the "->" operator, SQLite

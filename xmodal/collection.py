@@ -16,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from xmodal import __version__
-from xmodal.catalog import Catalog, VectorRecord
+from xmodal.catalog import Catalog, VectorRecord, check_metadata
 from xmodal.config import CollectionConfig, ModelConfig, model_from_spec
 from xmodal.embedder import Embedder, stored_infos_match
 from xmodal.encoders.registry import EncoderRegistry, default_registry
@@ -24,6 +24,8 @@ from xmodal.errors import (
     CollectionError,
     CollectionNotFoundError,
     EncoderMismatchError,
+    InvalidArgumentError,
+    InvalidQueryError,
     NotFoundError,
 )
 from xmodal.index import IndexConfig, VectorIndex, create_index, load_index
@@ -49,6 +51,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 class Collection:
     def __init__(self, path: Path, manifest: dict[str, Any], registry: EncoderRegistry) -> None:
+        self._closed = False
         self.path = path
         self.manifest = manifest
         self.config = CollectionConfig.from_dict(manifest["config"])
@@ -77,6 +80,10 @@ class Collection:
     ) -> Collection:
         """Open a collection (``create=True`` makes it if absent). Asking for another model
         than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``."""
+        if not isinstance(path, str | os.PathLike) or not str(path).strip():
+            raise InvalidArgumentError(f"a collection path must be a folder name (str or Path), got {path!r}")
+        if not isinstance(create, bool) or not isinstance(reembed, bool):
+            raise InvalidArgumentError("create and reembed must be True or False")
         root = Path(path).expanduser().absolute()
         if bad_name(root):
             raise CollectionError(f"{display_path(root)}: a collection path must be valid UTF-8")
@@ -157,7 +164,13 @@ class Collection:
         return data
 
     def close(self) -> None:
+        """Release the catalog; the collection can no longer be used (closing twice is fine)."""
+        self._closed = True
         self.catalog.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CollectionError(f"{self.path}: this Collection was closed; open it again to use it")
 
     def __enter__(self) -> Collection:
         return self
@@ -232,6 +245,7 @@ class Collection:
         """Pick up writes made by another process (e.g. `xmodal index` while `xmodal serve`
         runs): when the catalog's generation moved past the index's, follow a re-embed with
         another model (see :meth:`model_key`) and reload or rebuild the index."""
+        self._check_open()
         if self.catalog.generation == self._index_generation:
             return False
         self._follow_model_change()
@@ -325,18 +339,24 @@ class Collection:
 
     # ---- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
+        self._check_open()
         return self.catalog.count()
 
     def get(self, item_id: str) -> Item:
+        self._check_open()
+        if not isinstance(item_id, str):
+            raise InvalidArgumentError(f"an item id is a string, got {item_id!r}")
         item = self.catalog.get(item_id)
         if item is None:
             raise NotFoundError(f"no item with id {item_id!r}")
         return item
 
     def items(self) -> Iterator[Item]:
+        self._check_open()
         return self.catalog.iter_items()
 
     def stats(self) -> dict[str, Any]:
+        self._check_open()
         return {
             "path": str(self.path),
             "items": self.catalog.count(),
@@ -355,8 +375,11 @@ class Collection:
         where: dict[str, Any] | None = None,
         allow_items: set[str] | None = None,
     ) -> list[Hit]:
+        self._check_open()
         if isinstance(query, str):
             query = Query.text(query)
+        if not isinstance(query, Query):
+            raise InvalidQueryError(f"a query is text (str) or a Query (Query.image(path), ...), got {query!r}")
         mod = Modality.parse(modality) if modality is not None else None
         self.refresh()
         self.verify_encoders()
@@ -364,7 +387,8 @@ class Collection:
 
     # ---- writing ----------------------------------------------------------------------------
     def delete(self, ids: Iterable[str] | str) -> int:
-        ids = [ids] if isinstance(ids, str) else list(ids)
+        self._check_open()
+        ids = _strings([ids] if isinstance(ids, str) else ids, "item ids")
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
             with self.catalog.transaction():
@@ -391,14 +415,16 @@ class Collection:
         unchanged, so re-running ``xmodal index`` says what to do instead of reporting success."""
         from xmodal.ingest_run import IngestRun
 
+        self._check_open()
         # one path given alone is one path, not its characters (a leading "/" would be the root)
-        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        todo = _paths([paths] if isinstance(paths, str | os.PathLike) else paths)
+        metadata = check_metadata(metadata)
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
             self.verify_encoders()
-            run = IngestRun(self, metadata or {}, force, progress or NullProgress(), batch_size)
+            run = IngestRun(self, metadata, force, progress or NullProgress(), batch_size)
             try:
-                report = run.run(paths, prune)
+                report = run.run(todo, prune)
             finally:
                 self._save_index()
         return report
@@ -426,6 +452,9 @@ class Collection:
         file is gone) and record the new encoders in the manifest."""
         from xmodal.ingest_run import reembed_all
 
+        self._check_open()
+        if not isinstance(model, ModelConfig):
+            raise InvalidArgumentError(f"reembed takes a ModelConfig, got {model!r}")
         with self._write_lock():
             new_config = replace(self.config, model=model)
             embedder = Embedder(new_config, self.registry)
@@ -445,6 +474,20 @@ class Collection:
             self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
             self._verified = True
         return report
+
+
+def _strings(values: Any, what: str) -> list[str]:
+    items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
+    if items is None or not all(isinstance(v, str) for v in items):
+        raise InvalidArgumentError(f"{what} must be strings (one, or a list of them)")
+    return items
+
+
+def _paths(values: Any) -> list[str | Path]:
+    items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
+    if items is None or not all(isinstance(v, str | os.PathLike) for v in items):
+        raise InvalidArgumentError("paths must be files or folders given as str or Path (one, or a list of them)")
+    return [v if isinstance(v, str) else Path(v) for v in items]
 
 
 def _describe(model: ModelConfig) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.catalog import Catalog, check_meta_key
+from xmodal.catalog import META_SCALARS, Catalog, check_meta_key
 from xmodal.embedder import Embedder
 from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.index.base import VectorIndex
@@ -83,13 +83,23 @@ def validate_k(k: Any) -> int:
     return int(k)
 
 
-def normalise_where(where: dict[str, Any] | None) -> dict[str, list[str]]:
+def normalise_where(where: Any) -> dict[str, list[str]]:
+    """Check a metadata filter ``{field: value or list of 1 to 100 values}`` (values: strings,
+    numbers, booleans; an item matches when its field equals any of them) and turn every value
+    into the text it is compared as."""
+    if where is None:
+        return {}
+    if not isinstance(where, dict):
+        raise InvalidArgumentError("'where' must be an object (dict) of field -> value or list of values")
     out: dict[str, list[str]] = {}
-    for key, value in (where or {}).items():
-        values = value if isinstance(value, list | tuple | set) else [value]
+    for key, value in where.items():
+        check_meta_key(key)
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
         if not values:
             raise InvalidArgumentError(f"filter {key!r} has no values")
-        out[str(key)] = [v if isinstance(v, str) else _json_text(v) for v in values]
+        if len(values) > 100 or not all(isinstance(v, META_SCALARS) for v in values):
+            raise InvalidArgumentError(f"filter {key!r} must be a value or a list of 1 to 100 values")
+        out[key] = [v if isinstance(v, str) else _json_text(v) for v in values]
     return out
 
 

@@ -20,7 +20,7 @@ from xmodal.api.cache import LRUCache
 from xmodal.api.metrics import Metrics
 from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
-from xmodal.catalog import check_meta_key
+from xmodal.catalog import check_metadata
 from xmodal.collection import Collection
 from xmodal.errors import AuthError, ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
 from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
@@ -135,7 +135,7 @@ class Service:
     def search(self, principal: Principal, req: SearchRequest) -> dict[str, Any]:
         k = validate_k(req.k)
         modality = Modality.parse(req.modality) if req.modality not in (None, "", "any") else None
-        where = normalise_where(_check_where(req.where))
+        where = normalise_where(req.where)
         qkey = _query_key(req.query)
         filters = json.dumps(where, sort_keys=True)
         with self.lock:
@@ -224,7 +224,7 @@ class Service:
         from xmodal.ingest import item_id_for
 
         self.require_admin(principal)
-        meta = _check_metadata(metadata)
+        meta = check_metadata(metadata)
         ids = [item_id_for(str(p.absolute())) for p in paths]
         with self.lock:
             if access is not None:
@@ -329,33 +329,3 @@ def _describe(query: Query) -> str:
         return (query.content or "").strip()[:500]
     data = query.data or b""
     return f"{query.modality.value}:sha256:{hashlib.sha256(data).hexdigest()[:16]} ({len(data)} bytes)"
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def _check_where(where: Any) -> dict[str, Any]:
-    if where is None:
-        return {}
-    if not isinstance(where, dict):
-        raise InvalidArgumentError("'where' must be an object of field -> value or list of values")
-    for key, value in where.items():
-        check_meta_key(str(key))
-        values = value if isinstance(value, list) else [value]
-        if not values or len(values) > 100 or not all(isinstance(v, _SCALARS) for v in values):
-            raise InvalidArgumentError(f"filter {key!r} must be a value or a list of 1 to 100 values")
-    return dict(where)
-
-
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidArgumentError("metadata must be a JSON object of field -> value")
-    if len(metadata) > 64:
-        raise InvalidArgumentError("metadata may have at most 64 fields")
-    for key, value in metadata.items():
-        check_meta_key(str(key))
-        if not isinstance(value, _SCALARS) or (isinstance(value, str) and len(value) > 1000):
-            raise InvalidArgumentError(f"metadata {key!r} must be a string (max 1000 chars), number or boolean")
-    return dict(metadata)
