@@ -27,9 +27,17 @@ MEDIA_EXTENSIONS = {
 
 
 class Progress(Protocol):
+    """Told how many files a run will read and when each is done. ``advance`` may raise
+    :class:`StopIngest` to end the run there (what was read so far is kept)."""
+
     def start(self, total: int) -> None: ...
     def advance(self, failed: int) -> None: ...
     def close(self) -> None: ...
+
+
+class StopIngest(Exception):
+    """Raised by a :class:`Progress` to stop a run after the file it just finished: the files
+    read so far are indexed and the report says ``interrupted``."""
 
 
 class NullProgress:

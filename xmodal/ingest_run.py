@@ -14,6 +14,7 @@ from xmodal.ingest import (
     FileEntry,
     IngestReport,
     Progress,
+    StopIngest,
     WalkError,
     base_metadata,
     decode_file,
@@ -76,6 +77,9 @@ class IngestRun:
                     self._flush()
             self._flush()
             self._prune_or_count(paths, seen, prune)
+        except StopIngest:
+            self._flush()  # asked to stop between files: keep what was read
+            self.report.interrupted = True
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:

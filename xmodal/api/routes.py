@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.datastructures import UploadFile
 
@@ -233,23 +233,43 @@ def build_router() -> APIRouter:
             raise
 
     @r.post("/index", status_code=201, summary="Index server-side paths under the index root (admin)")
-    async def index_paths(request: Request, principal: Auth) -> dict[str, Any]:
+    async def index_paths(request: Request, principal: Auth) -> Any:
         svc = service_of(request)
         svc.require_admin(principal)
         _content_kind(request, ("application/json",))
         body = await _read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("paths"), list) or not body["paths"]:
-            raise InvalidArgumentError('send {"paths": ["folder/or/file", ...], "metadata": {}, "access": [...]}')
-        unknown = set(body) - {"paths", "metadata", "access"}
+            raise InvalidArgumentError(
+                'send {"paths": ["folder/or/file", ...], "metadata": {}, "access": [...], "wait": true}'
+            )
+        unknown = set(body) - {"paths", "metadata", "access", "wait"}
         if unknown:
-            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected paths, metadata, access")
+            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected paths, metadata, access, wait")
+        wait = body.get("wait", True)
+        if not isinstance(wait, bool):
+            raise InvalidArgumentError('"wait" must be true (answer when done) or false (answer with a job at once)')
         raw_access = body.get("access")
         strings = isinstance(raw_access, list) and all(isinstance(a, str) for a in raw_access)
         if raw_access is not None and not (isinstance(raw_access, str) or strings):
             raise InvalidArgumentError('"access" must be a list of strings like ["group:eng", "user:ann", "public"]')
         files = await asyncio.to_thread(resolve_index_paths, svc, body["paths"])
         access = parse_access(raw_access) if raw_access is not None else None
+        if not wait:
+            job = await asyncio.to_thread(svc.submit_index, principal, files, body.get("metadata"), access)
+            return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
         return await asyncio.to_thread(svc.add_files, principal, files, body.get("metadata"), access)
+
+    @r.get("/jobs", summary="Index jobs, newest first (admin)")
+    async def jobs(request: Request, principal: Auth) -> dict[str, Any]:
+        return service_of(request).job_list(principal)
+
+    @r.get("/jobs/{job_id}", summary="An index job: status, files done of total, result (admin)")
+    async def job(job_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+        return service_of(request).job(principal, job_id)
+
+    @r.delete("/jobs/{job_id}", summary="Stop an index job after the file in hand (admin)")
+    async def cancel_job(job_id: str, request: Request, principal: Auth) -> dict[str, Any]:
+        return await asyncio.to_thread(service_of(request).job, principal, job_id, True)
 
     @r.delete("/items/{item_id}", summary="Delete an item, its vectors, preview and cached results (admin)")
     async def delete_item(item_id: str, request: Request, principal: Auth) -> Any:

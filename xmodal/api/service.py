@@ -17,12 +17,14 @@ from xmodal.access.principal import Principal
 from xmodal.access.retention import apply_retention, remove_items
 from xmodal.access.store import AccessStore
 from xmodal.api.cache import LRUCache
+from xmodal.api.jobs import Job, JobQueue
 from xmodal.api.metrics import Metrics
 from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
 from xmodal.catalog import check_metadata
 from xmodal.collection import Collection
 from xmodal.errors import AuthError, ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
+from xmodal.ingest import NullProgress, Progress
 from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
 from xmodal.types import Hit, Item, Modality
 
@@ -73,6 +75,7 @@ class Service:
         # every call into them (query encoding, ingest) holds this. Order: lock, then encode_lock.
         self.encode_lock = threading.Lock()
         self.metrics = Metrics(self.gauges)
+        self.jobs = JobQueue()
         self.previews_dir = coll.path / PREVIEWS_DIR
 
     def warm_up(self) -> None:
@@ -217,10 +220,16 @@ class Service:
         return Principal(info.principal, info.groups, info.admin, info.key_id)
 
     def add_files(
-        self, principal: Principal, paths: list[Path], metadata: dict[str, Any] | None, access: list[str] | None
+        self,
+        principal: Principal,
+        paths: list[Path],
+        metadata: dict[str, Any] | None,
+        access: list[str] | None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Index files already checked to be allowed; the access list is set before the items
-        exist, so there is no moment when a restricted item is visible to others."""
+        exist, so there is no moment when a restricted item is visible to others. ``progress``
+        (a job) is told of every file and may stop the run between files."""
         from xmodal.ingest import item_id_for
 
         self.require_admin(principal)
@@ -230,7 +239,8 @@ class Service:
             if access is not None:
                 self.store.set_acl(ids, access)
             with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
-                report = self.coll.add(paths, metadata=meta, progress=_LetOthersIn(self.lock, self.encode_lock))
+                let_in = _LetOthersIn(self.lock, self.encode_lock, progress)
+                report = self.coll.add(paths, metadata=meta, progress=let_in)
             present = self.coll.catalog.items_by_id(ids)
         # No cache flush: result keys carry each principal's view digest, which this write
         # changed only for the principals who may see these items.
@@ -250,6 +260,28 @@ class Service:
             metadata=meta or None, failures=len(report.failures),
         )  # fmt: skip
         return {"items": items, "report": report.to_dict()}
+
+    def submit_index(
+        self, principal: Principal, paths: list[Path], metadata: dict[str, Any] | None, access: list[str] | None
+    ) -> Job:
+        """Index in the background (see :mod:`xmodal.api.jobs`); bad input fails now, not in the job."""
+        self.require_admin(principal)
+        meta = check_metadata(metadata)
+        job = self.jobs.submit(principal.name, lambda job: self.add_files(principal, paths, meta, access, progress=job))
+        self.audit.record("jobs.submit", principal.name, key_id=principal.key_id, job=job.id, files=len(paths))
+        return job
+
+    def job(self, principal: Principal, job_id: str, cancel: bool = False) -> dict[str, Any]:
+        self.require_admin(principal, "see or stop index jobs")
+        if cancel:
+            job = self.jobs.cancel(job_id)
+            self.audit.record("jobs.cancel", principal.name, key_id=principal.key_id, job=job.id)
+            return job.to_dict()
+        return self.jobs.get(job_id).to_dict()
+
+    def job_list(self, principal: Principal) -> dict[str, Any]:
+        self.require_admin(principal, "see or stop index jobs")
+        return {"jobs": [job.to_dict() for job in self.jobs.list()]}
 
     def delete_item(self, principal: Principal, item_id: str) -> dict[str, Any]:
         self.require_admin(principal)
@@ -279,7 +311,9 @@ class Service:
 
     def close(self) -> None:
         """Waits for work that holds the lock (a retention pass in its worker thread, which task
-        cancellation does not stop) so the store is never closed under it."""
+        cancellation does not stop) so the store is never closed under it; index jobs stop
+        between files first."""
+        self.jobs.close()
         with self.lock:
             self.store.close()
 
@@ -291,11 +325,11 @@ class _LetOthersIn:
     catalog nor the index, and no model is in use. Other writes still get "another process is
     writing" (409): the run holds the collection's write lock throughout."""
 
-    def __init__(self, lock: threading.RLock, encode_lock: threading.Lock) -> None:
-        self.lock, self.encode_lock = lock, encode_lock
+    def __init__(self, lock: threading.RLock, encode_lock: threading.Lock, inner: Progress | None = None) -> None:
+        self.lock, self.encode_lock, self.inner = lock, encode_lock, inner or NullProgress()
 
     def start(self, total: int) -> None:
-        pass
+        self.inner.start(total)
 
     def advance(self, failed: int) -> None:
         self.encode_lock.release()
@@ -305,9 +339,10 @@ class _LetOthersIn:
         finally:
             self.lock.acquire()
             self.encode_lock.acquire()
+        self.inner.advance(failed)  # with both locks held again: a job may stop the run here
 
     def close(self) -> None:
-        pass
+        self.inner.close()
 
 
 def _as_set(ids: frozenset[str] | None) -> set[str] | None:

@@ -1,0 +1,155 @@
+"""Background index jobs: POST /index with "wait": false, GET /jobs/{id}, DELETE /jobs/{id}."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from api_support import ApiEnv, FakeEncoder, api, make_env
+
+from xmodal.encoders.registry import EncoderRegistry
+from xmodal.types import Modality
+
+__all__ = ["api"]
+
+
+class GatedEncoder(FakeEncoder):
+    """Holds every batch of indexed files (more than one input) until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        if len(inputs) > 1:
+            self.entered.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return super().encode_batch(modality, inputs)
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> Iterator[tuple[ApiEnv, GatedEncoder]]:
+    encoder = GatedEncoder()
+    reg = EncoderRegistry()
+    reg.register("fake", lambda ref: encoder)
+    made = make_env(tmp_path, registry=reg)
+    env = next(made)
+    yield env, encoder
+    encoder.gate.set()  # never leave the worker waiting at shutdown
+    made.close()
+
+
+def _docs(env: ApiEnv, name: str, n: int) -> Path:
+    folder = env.root / name
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{name}{i}.txt").write_text(f"{name} note {i} about lakes")
+    return folder
+
+
+def _wait(env: ApiEnv, job_id: str, *states: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = env.client.get(f"/jobs/{job_id}", headers=env.h("admin")).json()
+        if job["status"] in states:
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def test_a_job_answers_at_once_reports_progress_and_its_result(gated: tuple[ApiEnv, GatedEncoder]) -> None:
+    env, encoder = gated
+    _docs(env, "lakes", 40)
+    r = env.client.post("/index", headers=env.h("admin"), json={"paths": ["lakes"], "access": "public", "wait": False})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == job["status_url"] == f"/jobs/{job['id']}"
+    assert job["status"] in ("queued", "running") and job["result"] is None
+    assert encoder.entered.wait(30)  # the first batch of 32 is being encoded
+    running = _wait(env, job["id"], "running")
+    assert running["total"] == 40 and running["done"] == 32 and running["result"] is None
+    # (searches are answered between a job's files as between a waiting request's: see
+    # test_api_concurrency; not while a batch is being encoded, as here)
+    encoder.gate.set()
+    done = _wait(env, job["id"], "done")
+    assert done["done"] == 40 and done["failed"] == 0 and done["finished_at"] >= done["started_at"]
+    assert len(done["result"]["items"]) == 40 and done["result"]["report"]["added"] == 40
+    hits = env.client.post("/search", headers=env.h("alice"), json={"text": "lakes note", "k": 100}).json()["hits"]
+    assert len(hits) == 40  # the access list was applied
+    listed = env.client.get("/jobs", headers=env.h("admin")).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_cancel_stops_between_files_and_keeps_what_was_read(gated: tuple[ApiEnv, GatedEncoder]) -> None:
+    env, encoder = gated
+    _docs(env, "big", 100)
+    _docs(env, "later", 3)
+    first = env.client.post("/index", headers=env.h("admin"), json={"paths": ["big"], "wait": False}).json()
+    second = env.client.post("/index", headers=env.h("admin"), json={"paths": ["later"], "wait": False}).json()
+    assert encoder.entered.wait(30)
+    assert _wait(env, second["id"], "queued")["started_at"] is None  # one job at a time, in order
+    stopping = env.client.delete(f"/jobs/{first['id']}", headers=env.h("admin"))
+    assert stopping.status_code == 200 and stopping.json()["status"] == "running"
+    dropped = env.client.delete(f"/jobs/{second['id']}", headers=env.h("admin")).json()
+    assert dropped["status"] == "cancelled" and dropped["started_at"] is None
+    encoder.gate.set()
+    first_job = _wait(env, first["id"], "cancelled")
+    # the batch in hand was finished, then the run stopped after the next file
+    assert first_job["done"] == 33 and first_job["result"]["report"]["interrupted"] is True
+    assert len(first_job["result"]["items"]) == 33 and len(env.coll) == 33
+    assert _wait(env, second["id"], "cancelled")["done"] == 0
+    assert not any("later" in item.uri for item in env.coll.items())
+    # sent again, the rest is indexed (the 33 are unchanged)
+    again = env.client.post("/index", headers=env.h("admin"), json={"paths": ["big"], "wait": False}).json()
+    report = _wait(env, again["id"], "done")["result"]["report"]
+    assert (report["added"], report["unchanged"]) == (67, 33) and len(env.coll) == 100
+
+
+def test_job_requests_with_bad_input_fail_at_once(api: ApiEnv) -> None:
+    _docs(api, "notes", 2)
+    admin = api.h("admin")
+    cases: list[tuple[dict[str, Any], int]] = [
+        ({"paths": ["notes"], "wait": "no"}, 400),
+        ({"paths": ["notes"], "wait": False, "metadata": {"team": ["a"]}}, 400),
+        ({"paths": ["../outside"], "wait": False}, 403),
+        ({"paths": ["missing-folder"], "wait": False}, 404),
+        ({"paths": ["notes"], "wait": False, "access": 5}, 400),
+    ]
+    for body, status in cases:
+        r = api.client.post("/index", headers=admin, json=body)
+        assert r.status_code == status, (body, r.status_code, r.text)
+    assert api.client.get("/jobs", headers=admin).json() == {"jobs": []}
+    user = api.client.post("/index", headers=api.h("alice"), json={"paths": ["notes"], "wait": False})
+    assert user.status_code == 403
+    assert api.client.get("/jobs", headers=api.h("alice")).status_code == 403
+    assert api.client.get("/jobs/0123456789abcdef", headers=admin).status_code == 404
+    assert api.client.get("/jobs/" + "x" * 5000, headers=admin).status_code == 404
+    assert api.client.delete("/jobs/0123456789abcdef", headers=admin).status_code == 404
+    job = api.client.post("/index", headers=admin, json={"paths": ["notes"], "wait": False}).json()
+    assert api.client.get(f"/jobs/{job['id']}", headers=api.h("bob")).status_code == 403
+    assert _wait(api, job["id"], "done")["result"]["report"]["added"] == 2
+    # the default still answers when done
+    r = api.client.post("/index", headers=admin, json={"paths": ["notes"]})
+    assert r.status_code == 201 and r.json()["report"]["unchanged"] == 2
+
+
+def test_shutdown_stops_a_running_job_between_files(tmp_path: Path) -> None:
+    encoder = GatedEncoder()
+    reg = EncoderRegistry()
+    reg.register("fake", lambda ref: encoder)
+    made = make_env(tmp_path, registry=reg)
+    env = next(made)
+    _docs(env, "big", 100)
+    job = env.client.post("/index", headers=env.h("admin"), json={"paths": ["big"], "wait": False}).json()
+    assert encoder.entered.wait(30)
+    svc = env.client.app.state.service  # type: ignore[attr-defined]
+    threading.Timer(0.3, encoder.gate.set).start()
+    made.close()  # the app shuts down: the job is told to stop and waited for
+    stopped = svc.jobs.get(job["id"])
+    assert stopped.status == "cancelled" and stopped.done == 33
