@@ -13,6 +13,7 @@ import pytest
 from api_support import ApiEnv, FakeEncoder, api, make_env
 
 from xmodal.encoders.registry import EncoderRegistry
+from xmodal.errors import NotFoundError
 from xmodal.types import Modality
 
 __all__ = ["api"]
@@ -153,3 +154,32 @@ def test_shutdown_stops_a_running_job_between_files(tmp_path: Path) -> None:
     made.close()  # the app shuts down: the job is told to stop and waited for
     stopped = svc.jobs.get(job["id"])
     assert stopped.status == "cancelled" and stopped.done == 33
+
+
+def test_job_queue_failures_pruning_and_closing() -> None:
+    from xmodal.api import jobs as jobs_mod
+    from xmodal.errors import MediaError, UnavailableError
+
+    queue = jobs_mod.JobQueue()
+
+    def fails(job: jobs_mod.Job) -> dict[str, Any]:
+        raise MediaError("nothing was indexed: a.png: not an image")
+
+    def crashes(job: jobs_mod.Job) -> dict[str, Any]:
+        raise RuntimeError("bug")
+
+    bad, broken = queue.submit("admin", fails), queue.submit("admin", crashes)
+    ok = [queue.submit("admin", lambda job: {"report": {}}) for _ in range(jobs_mod.KEEP + 5)]
+    deadline = time.monotonic() + 30
+    while queue.get(ok[-1].id).status != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ok[-1].status == "done"
+    kept = queue.list()
+    assert len(kept) == jobs_mod.KEEP and kept[0].id == ok[-1].id  # newest first, oldest dropped
+    assert (bad.status, bad.error) == ("failed", "nothing was indexed: a.png: not an image")
+    assert broken.status == "failed" and "internal error" in (broken.error or "")
+    with pytest.raises(NotFoundError):
+        queue.get(bad.id)  # pruned
+    queue.close()
+    with pytest.raises(UnavailableError):
+        queue.submit("admin", lambda job: {})

@@ -83,3 +83,9 @@ class ForbiddenError(XmodalError):
     """Valid credentials whose principal may not do this."""
 
     http_status = 403
+
+
+class UnavailableError(XmodalError):
+    """The server cannot take this now (it is shutting down); the same request may work later."""
+
+    http_status = 503

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xmodal.errors import NotFoundError, XmodalError
+from xmodal.errors import NotFoundError, UnavailableError, XmodalError
 from xmodal.ingest import StopIngest
 
 log = logging.getLogger("xmodal.api")
@@ -85,7 +85,7 @@ class JobQueue:
         job = Job(id=secrets.token_hex(8), principal=principal)
         with self._lock:
             if self._closed:
-                raise XmodalError("the server is shutting down; send the request again after it restarts")
+                raise UnavailableError("the server is shutting down; send the request again after it restarts")
             self._jobs[job.id] = job
             self._work[job.id] = work
             if self._thread is None:
