@@ -129,7 +129,9 @@ def test_every_keys_and_audit_action_answers_json(api: ApiEnv, capsys: pytest.Ca
         return json.loads(capsys.readouterr().out)
 
     made = out(["keys", "create", "erin"])
-    assert out(["keys", "grant", item, "--to", "group:eng"]) == {"ids": [item], "access": ["group:eng"]}
+    with pytest.raises(InvalidArgumentError, match="reserved"):
+        cli(["keys", "create", "public", "-c", c])  # "public" in an access list means everyone
+    assert out(["keys", "grant", item, item, "--to", "group:eng"]) == {"ids": [item], "access": ["group:eng"]}
     assert out(["keys", "default-access", "private"]) == {"default_access": "private"}
     revoked = out(["keys", "revoke", made["key_id"]])
     assert revoked["revoked"] is True and revoked["key_id"] == made["key_id"] and revoked["revoked_at"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -183,3 +184,47 @@ def test_job_queue_failures_pruning_and_closing() -> None:
     queue.close()
     with pytest.raises(UnavailableError):
         queue.submit("admin", lambda job: {})
+
+
+def test_a_refused_index_request_leaves_access_lists_as_they_were(api: ApiEnv) -> None:
+    """The access list is set before the files are read; a request that fails must undo it."""
+    _docs(api, "memos", 1)
+    admin = api.h("admin")
+    first = api.client.post("/index", headers=admin, json={"paths": ["memos"], "access": ["user:alice"]}).json()
+    item = first["items"][0]["id"]
+    assert api.client.get(f"/items/{item}", headers=api.h("bob")).status_code == 404
+    (api.root / "memos" / "memos0.txt").write_text("a changed memo")  # so the next request reads it
+    with open(api.coll.path / "lock", "a+") as lock:  # an `xmodal index` is writing
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = api.client.post("/index", headers=admin, json={"paths": ["memos"], "access": ["public"]})
+        assert r.status_code == 409 and "another writer" in r.json()["error"]["message"]
+        assert api.client.get(f"/items/{item}", headers=api.h("bob")).status_code == 404
+        # a job waits for the writer instead of failing
+        job = api.client.post("/index", headers=admin, json={"paths": ["memos"], "wait": False}).json()
+        waiting = _wait(api, job["id"], "running")
+        deadline = time.monotonic() + 30
+        while not waiting["waiting"] and time.monotonic() < deadline:
+            waiting = api.client.get(f"/jobs/{job['id']}", headers=admin).json()
+        assert waiting["waiting"] is True and waiting["status"] == "running"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    done = _wait(api, job["id"], "done")
+    assert done["waiting"] is False and done["result"]["report"]["updated"] == 1
+    assert api.client.get(f"/items/{item}", headers=api.h("bob")).status_code == 404  # still alice's only
+    assert api.client.get(f"/items/{item}", headers=api.h("alice")).status_code == 200
+    # a finished job cannot be stopped, and asking writes nothing to the audit log
+    r = api.client.delete(f"/jobs/{job['id']}", headers=admin)
+    assert r.status_code == 409 and "already finished" in r.json()["error"]["message"]
+    assert "jobs.cancel" not in (api.coll.path / "audit.jsonl").read_text()
+
+
+def test_metadata_sent_again_applies_to_unchanged_files_and_paths_count_once(api: ApiEnv) -> None:
+    _docs(api, "notes", 2)
+    admin = api.h("admin")
+    first = api.client.post("/index", headers=admin, json={"paths": ["notes", "notes", "notes/notes0.txt"]}).json()
+    assert first["report"]["added"] == 2 and len(first["items"]) == 2
+    again = api.client.post("/index", headers=admin, json={"paths": ["notes"], "metadata": {"team": "zoo"}}).json()
+    assert (again["report"]["unchanged"], again["report"]["metadata_updated"]) == (0, 2)
+    hits = api.client.post("/search", headers=admin, json={"text": "lakes", "where": {"team": "zoo"}}).json()["hits"]
+    assert len(hits) == 2 and {h["metadata"]["team"] for h in hits} == {"zoo"}
+    same = api.client.post("/index", headers=admin, json={"paths": ["notes"], "metadata": {"team": "zoo"}}).json()
+    assert (same["report"]["unchanged"], same["report"]["metadata_updated"]) == (2, 0)

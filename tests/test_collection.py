@@ -26,6 +26,7 @@ from xmodal.errors import (
     InvalidQueryError,
     NotFoundError,
 )
+from xmodal.index import IndexConfig
 from xmodal.search import Query
 from xmodal.types import Modality
 
@@ -254,6 +255,20 @@ def test_one_path_or_id_given_alone(tmp_path: Path, open_collection: Open) -> No
         (lambda c, m: c.delete([None]), InvalidArgumentError),
         (lambda c, m: c.get(123), InvalidArgumentError),
         (lambda c, m: c.reembed("minilm"), InvalidArgumentError),
+        (lambda c, m: c.add(""), InvalidArgumentError),  # not the working directory
+        (lambda c, m: c.add([str(m) + "\x00"]), InvalidArgumentError),
+        (lambda c, m: c.add([m], batch_size="4"), InvalidArgumentError),
+        (lambda c, m: c.add([m], progress=5), InvalidArgumentError),
+        (lambda c, m: c.add([m], metadata={"team": "red\ud800"}), InvalidArgumentError),
+        (lambda c, m: c.get("\ud800"), InvalidArgumentError),
+        (lambda c, m: c.delete(["\ud800"]), InvalidArgumentError),
+        (lambda c, m: c.search("cat", where={"name": "x\ud800"}), InvalidArgumentError),
+        (lambda c, m: c.search("cat", where={"name": float("inf")}), InvalidArgumentError),
+        (lambda c, m: c.search("cat", allow_items="0123456789abcdef"), InvalidArgumentError),
+        (lambda c, m: c.search(Query.text(5)), InvalidQueryError),  # type: ignore[arg-type]
+        (lambda c, m: c.search(Query.image(None)), InvalidQueryError),  # type: ignore[arg-type]
+        (lambda c, m: c.search(Query("text")), InvalidQueryError),  # type: ignore[arg-type]
+        (lambda c, m: c.search(Query("smell", content="x")), InvalidArgumentError),  # type: ignore[arg-type]
     ],
 )
 def test_python_api_mistakes_are_xmodal_errors_and_change_nothing(
@@ -280,6 +295,56 @@ def test_python_api_checks_open_arguments_and_a_closed_collection(tmp_path: Path
     for use in (lambda: coll.search("cat"), lambda: len(coll), lambda: coll.add([tmp_path]), coll.stats):
         with pytest.raises(CollectionError, match="was closed"):
             use()
+
+
+def test_open_refuses_bad_models_and_index_settings_before_writing(tmp_path: Path, registry) -> None:
+    cases: list[dict[str, Any]] = [
+        {"model": 5},
+        {"model": {"text": "fake"}},
+        {"index": IndexConfig("hnsw", {"m": -3})},  # would exhaust memory building the graph
+        {"index": IndexConfig("hnsw", {"m": "8"})},
+        {"index": IndexConfig("hnsw", {"M": 8})},  # unknown: refused, not ignored
+        {"index": IndexConfig("flat", {"bogus": 1})},
+        {"index": IndexConfig("hnsw", [1])},  # type: ignore[arg-type]
+        {"index": IndexConfig("milvus", {"index_type": "DISKANN"})},
+        {"index": IndexConfig("milvus", {"collection": "bad name"})},
+        {"index": 5},
+        {"registry": "x"},
+    ]
+    for kwargs in cases:
+        kwargs = {"model": FAKE_MODEL, "registry": registry, **kwargs}
+        with pytest.raises(InvalidArgumentError):
+            Collection.open(tmp_path / "c", create=True, **kwargs)
+        assert not (tmp_path / "c").exists(), kwargs
+    with pytest.raises(InvalidArgumentError):
+        Collection.open(tmp_path / "c\x00d", create=True, registry=registry)
+    ok = Collection.open(
+        tmp_path / "c", create=True, model=FAKE_MODEL, registry=registry, index=IndexConfig("hnsw", {"m": 8})
+    )
+    ok.close()
+
+
+def test_numbers_in_filters_match_however_they_were_written(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    coll.add([media / "animals"], metadata={"n": 1})
+    coll.add([media / "money"], metadata={"n": 2.0})
+    assert set(names(coll.search("x", k=10, where={"n": 1.0}))) == {"cat.txt", "dog.txt"}
+    assert set(names(coll.search("x", k=10, where={"n": 2}))) == {"revenue.txt", "invoice.txt"}
+    assert len(coll.search("x", k=10, where={"n": [1, 2]})) == 4
+
+
+def test_metadata_given_again_applies_without_re_reading(tmp_path: Path, open_collection: Open) -> None:
+    media = corpus(tmp_path / "media")
+    coll = open_collection()
+    assert coll.add([media, media / "animals", media / "animals" / "cat.txt"]).added == 4  # each file once
+    report = coll.add([media / "animals"], metadata={"team": "zoo"})
+    assert (report.added, report.updated, report.unchanged, report.metadata_updated) == (0, 0, 0, 2)
+    assert "2 with new metadata" in report.summary()
+    assert set(names(coll.search("x", k=10, where={"team": "zoo"}))) == {"cat.txt", "dog.txt"}
+    cat = next(i for i in coll.items() if i.uri.endswith("cat.txt"))
+    assert cat.metadata["name"] == "cat.txt" and cat.metadata["team"] == "zoo"  # merged, not replaced
+    assert coll.add([media / "animals"], metadata={"team": "zoo"}).unchanged == 2  # nothing new
 
 
 def test_metadata_given_from_python_is_filterable(tmp_path: Path, open_collection: Open) -> None:

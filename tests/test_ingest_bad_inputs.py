@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import write
 from tests.media_makers import bomb_png, empty_wav, long_wav_header, png, wav
 from xmodal.collection import Collection
-from xmodal.errors import CollectionError
+from xmodal.errors import CollectionBusyError
 from xmodal.types import Modality
 
 Open = Callable[..., Collection]
@@ -109,6 +109,6 @@ def test_a_second_writer_is_refused(tmp_path: Path, open_collection: Open) -> No
     write(tmp_path / "m" / "a.txt", "words")
     with open(tmp_path / "coll" / "lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(CollectionError, match="another process"):
+        with pytest.raises(CollectionBusyError, match="another writer"):
             coll.add([tmp_path / "m"])
     assert coll.add([tmp_path / "m"]).added == 1

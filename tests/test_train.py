@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -556,9 +559,20 @@ def test_retraining_into_the_same_folder_gives_a_new_version(pairs_file: Path, t
     with pytest.raises(EncoderMismatchError, match="re-embed"):
         coll.search("a circle")
     coll.close()
+    # and `xmodal serve` says so in one line instead of starting (a new process, as a user runs it)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    served = subprocess.run(
+        [sys.executable, "-m", "xmodal", "serve", "-c", str(tmp_path / "c"), "--port", "0"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert served.returncode == 3 and "Traceback" not in served.stderr, served.stderr
+    assert "image encoder changed" in served.stderr and len(served.stderr.strip().splitlines()) == 1
     # the same training again gives the same version: the name follows the content
     train(pairs, minilm, tmp_path / "again", _cfg(epochs=1, seed=1), log=lambda m: None)
     assert json.loads((tmp_path / "again" / "xmodal_encoder.json").read_text())["version"] == second
+    # a blank version is no version
+    train(pairs, minilm, tmp_path / "blank", _cfg(epochs=1, seed=1, version="  "), log=lambda m: None)
+    assert json.loads((tmp_path / "blank" / "xmodal_encoder.json").read_text())["version"] == second
 
 
 def test_an_unwritable_out_folder_is_refused_before_training(pairs_file: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]

@@ -86,6 +86,14 @@ def check_meta_key(key: str) -> str:
 META_SCALARS = (str, int, float, bool)
 
 
+def utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (bytes from a non-UTF-8 terminal)
+        return False
+    return True
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """User metadata for added files (Python, CLI and API alike): at most 64 fields of
     string (≤ 1000 characters), number or boolean, so every value can be filtered on."""
@@ -98,7 +106,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     for key, value in metadata.items():
         check_meta_key(key)
         ok = isinstance(value, META_SCALARS) and not (isinstance(value, float) and not math.isfinite(value))
-        if not ok or (isinstance(value, str) and len(value) > 1000):
+        if not ok or (isinstance(value, str) and (len(value) > 1000 or not utf8_text(value))):
             raise InvalidArgumentError(f"metadata {key!r} must be a string (max 1000 chars), number or boolean")
     return dict(metadata)
 
@@ -248,6 +256,23 @@ class Catalog:
             added.append(int(cur.lastrowid or 0))
         self._bump()
         return removed, added
+
+    def merge_metadata(self, item_id: str, metadata: dict[str, Any]) -> bool:
+        """Set these metadata fields of an item (others stay); True when anything changed.
+        Call inside :meth:`transaction`."""
+        row = self._db.execute("SELECT metadata FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return False
+        old = json.loads(row[0] or "{}")
+        new = {**old, **metadata}
+        if new == old and all(type(old[k]) is type(v) for k, v in metadata.items()):
+            return False
+        self._db.execute(
+            "UPDATE items SET metadata = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(new, ensure_ascii=False, sort_keys=True), now(), item_id),
+        )
+        self._bump()
+        return True
 
     def delete_items(self, ids: Iterable[str]) -> tuple[list[str], list[int]]:
         """Delete items (and their vectors). Returns (deleted ids, removed vids)."""

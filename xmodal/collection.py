@@ -16,11 +16,12 @@ from typing import IO, Any
 import numpy as np
 
 from xmodal import __version__
-from xmodal.catalog import Catalog, VectorRecord, check_metadata
+from xmodal.catalog import Catalog, VectorRecord, check_metadata, utf8_text
 from xmodal.config import CollectionConfig, ModelConfig, model_from_spec
 from xmodal.embedder import Embedder, stored_infos_match
 from xmodal.encoders.registry import EncoderRegistry, default_registry
 from xmodal.errors import (
+    CollectionBusyError,
     CollectionError,
     CollectionNotFoundError,
     EncoderMismatchError,
@@ -41,6 +42,7 @@ INDEX_STATE = "state.json"
 LOCK = "lock"
 FORMAT = "xmodal-collection"
 MODEL_STATE_KEYS = ("encoders", "dim", "space", "extractors")
+PROGRESS_METHODS = ("start", "advance", "close")
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -80,10 +82,12 @@ class Collection:
     ) -> Collection:
         """Open a collection (``create=True`` makes it if absent). Asking for another model
         than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``."""
-        if not isinstance(path, str | os.PathLike) or not str(path).strip():
+        if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\x00" in str(path):
             raise InvalidArgumentError(f"a collection path must be a folder name (str or Path), got {path!r}")
         if not isinstance(create, bool) or not isinstance(reembed, bool):
             raise InvalidArgumentError("create and reembed must be True or False")
+        if registry is not None and not isinstance(registry, EncoderRegistry):
+            raise InvalidArgumentError(f"registry must be an EncoderRegistry, got {registry!r}")
         root = Path(path).expanduser().absolute()
         if bad_name(root):
             raise CollectionError(f"{display_path(root)}: a collection path must be valid UTF-8")
@@ -121,6 +125,10 @@ class Collection:
     def _model_config(model: str | ModelConfig | None, registry: EncoderRegistry) -> ModelConfig:
         if isinstance(model, ModelConfig):
             return model
+        if model is not None and not isinstance(model, str):
+            raise InvalidArgumentError(
+                f"model must be a spec like 'minilm' or 'clip:DIR', or a ModelConfig; got {model!r}"
+            )
         return model_from_spec(model, registry.modalities_of)
 
     @classmethod
@@ -298,7 +306,10 @@ class Collection:
             raise CollectionError(f"{self.path} is read-only: it can be searched, not changed")
         with self._try_write_lock() as held:
             if not held:
-                raise CollectionError(f"another process is writing to {self.path}; try again when it is done")
+                raise CollectionBusyError(
+                    f"another writer (an `xmodal index` or a server request) is changing {self.path}; "
+                    "try again when it is done"
+                )
             yield
 
     @contextlib.contextmanager
@@ -344,8 +355,7 @@ class Collection:
 
     def get(self, item_id: str) -> Item:
         self._check_open()
-        if not isinstance(item_id, str):
-            raise InvalidArgumentError(f"an item id is a string, got {item_id!r}")
+        _strings([item_id], "an item id")
         item = self.catalog.get(item_id)
         if item is None:
             raise NotFoundError(f"no item with id {item_id!r}")
@@ -380,6 +390,8 @@ class Collection:
             query = Query.text(query)
         if not isinstance(query, Query):
             raise InvalidQueryError(f"a query is text (str) or a Query (Query.image(path), ...), got {query!r}")
+        if allow_items is not None and not isinstance(allow_items, set | frozenset):
+            raise InvalidArgumentError("allow_items must be a set of item ids")
         mod = Modality.parse(modality) if modality is not None else None
         self.refresh()
         self.verify_encoders()
@@ -419,6 +431,12 @@ class Collection:
         # one path given alone is one path, not its characters (a leading "/" would be the root)
         todo = _paths([paths] if isinstance(paths, str | os.PathLike) else paths)
         metadata = check_metadata(metadata)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 4096:
+            raise InvalidArgumentError(f"batch_size must be a whole number from 1 to 4096, got {batch_size!r}")
+        if progress is not None and not all(
+            callable(getattr(progress, m, None)) for m in ("start", "advance", "close")
+        ):
+            raise InvalidArgumentError("progress must have start(total), advance(failed) and close() methods")
         with self._write_lock():
             self.refresh()  # never save an index that misses another process's writes
             self.verify_encoders()
@@ -428,6 +446,15 @@ class Collection:
             finally:
                 self._save_index()
         return report
+
+    def _set_metadata(self, item_id: str, metadata: dict[str, Any]) -> bool:
+        """Set metadata fields of one item without re-reading its file (others stay); True
+        when anything changed. Called by an ingest run, under the write lock."""
+        with self.catalog.transaction():
+            changed = self.catalog.merge_metadata(item_id, check_metadata(metadata))
+        if changed:  # the vectors did not change: the index stays current
+            self._index_generation = self.catalog.generation
+        return changed
 
     def _write_items(self, entries: Sequence[tuple[Item, int, list[VectorRecord]]]) -> None:
         removed_all: list[int] = []
@@ -478,15 +505,17 @@ class Collection:
 
 def _strings(values: Any, what: str) -> list[str]:
     items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
-    if items is None or not all(isinstance(v, str) for v in items):
-        raise InvalidArgumentError(f"{what} must be strings (one, or a list of them)")
+    if items is None or not all(isinstance(v, str) and utf8_text(v) for v in items):
+        raise InvalidArgumentError(f"{what} must be text (one string, or a list of them)")
     return items
 
 
 def _paths(values: Any) -> list[str | Path]:
     items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
-    if items is None or not all(isinstance(v, str | os.PathLike) for v in items):
+    if items is None or not all(isinstance(v, str | os.PathLike) and str(v).strip() for v in items):
         raise InvalidArgumentError("paths must be files or folders given as str or Path (one, or a list of them)")
+    if any("\x00" in str(v) for v in items):
+        raise InvalidArgumentError("a path cannot contain a NUL character")
     return [v if isinstance(v, str) else Path(v) for v in items]
 
 
@@ -497,6 +526,8 @@ def _describe(model: ModelConfig) -> str:
 def _index_config(index: str | IndexConfig) -> IndexConfig:
     """Resolve and check the engine before anything is written: a typo or a missing optional
     library must not leave a manifest naming an index that cannot be built."""
+    if not isinstance(index, IndexConfig | str):
+        raise InvalidArgumentError(f"index must be a kind (flat, hnsw, milvus) or an IndexConfig, got {index!r}")
     config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index)
-    index_class(config.kind)
+    index_class(config.kind).check_params(config.params)
     return config

@@ -48,6 +48,10 @@ class CollectionError(XmodalError):
     http_status = 409
 
 
+class CollectionBusyError(CollectionError):
+    """Another writer (a process, or a request of the same server) holds the write lock."""
+
+
 class CollectionNotFoundError(CollectionError):
     http_status = 404
 

@@ -56,6 +56,7 @@ class IngestReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    metadata_updated: int = 0  # unchanged files whose metadata the run changed (not re-read)
     skipped: int = 0  # not media (unknown content and extension)
     pruned: int = 0
     missing: int = 0  # items whose files are gone (not pruned)
@@ -78,6 +79,7 @@ class IngestReport:
             "added": self.added,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "metadata_updated": self.metadata_updated,
             "skipped": self.skipped,
             "pruned": self.pruned,
             "missing": self.missing,
@@ -90,6 +92,8 @@ class IngestReport:
 
     def summary(self) -> str:
         parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged"]
+        if self.metadata_updated:
+            parts.append(f"{self.metadata_updated} with new metadata")
         if self.pruned:
             parts.append(f"{self.pruned} pruned")
         if self.skipped:

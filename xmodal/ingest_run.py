@@ -61,10 +61,12 @@ class IngestRun:
     def run(self, paths: list[str | Path], prune: bool) -> IngestReport:
         started = time.perf_counter()
         entries: list[FileEntry] = []
+        walked: set[Path] = set()  # a path given twice, or a file inside a folder also given, once
         for found in walk(paths, exclude=[self.coll.path]):
             if isinstance(found, WalkError):
                 self.report.failures.append((found.path, found.reason))
-            else:
+            elif (key := found.path.absolute()) not in walked:
+                walked.add(key)
                 entries.append(found)
         self.progress.start(len(entries))
         seen: set[str] = set()
@@ -99,6 +101,13 @@ class IngestRun:
                 total += ex.clip.samples.nbytes
         return total
 
+    def _unchanged(self, item_id: str) -> None:
+        """An unchanged file is not read again, but metadata given now still applies to it."""
+        if self.metadata and self.coll._set_metadata(item_id, self.metadata):
+            self.report.metadata_updated += 1
+        else:
+            self.report.unchanged += 1
+
     def _fail(self, path: Path, reason: str) -> None:
         self.report.failures.append((str(path), reason))
 
@@ -112,7 +121,7 @@ class IngestRun:
         uri = str(path)
         state = self.coll.catalog.file_state(uri)
         if state and not self.force and state.size == st.st_size and state.mtime_ns == st.st_mtime_ns:
-            self.report.unchanged += 1
+            self._unchanged(state.item_id)
             return
         try:
             digest = hash_file(path)
@@ -124,7 +133,7 @@ class IngestRun:
             return
         if state and not self.force and state.content_hash == digest:
             self.coll.catalog.touch(state.item_id, st.st_mtime_ns)
-            self.report.unchanged += 1
+            self._unchanged(state.item_id)
             return
         try:
             decoded = decode_file(path, self.coll.config.limits)

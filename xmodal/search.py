@@ -3,6 +3,8 @@ re-rank -> hits."""
 
 from __future__ import annotations
 
+import math
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.catalog import META_SCALARS, Catalog, check_meta_key
+from xmodal.catalog import META_SCALARS, Catalog, check_meta_key, utf8_text
 from xmodal.embedder import Embedder
 from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.index.base import VectorIndex
@@ -34,6 +36,18 @@ class Query:
     path: Path | None = None
     data: bytes | None = None
 
+    def __post_init__(self) -> None:
+        modality = Modality.parse(self.modality)
+        object.__setattr__(self, "modality", modality)
+        if modality is Modality.TEXT:
+            if not isinstance(self.content, str):
+                raise InvalidQueryError(f"a text query is a string, got {self.content!r}")
+            return
+        if self.data is not None and not isinstance(self.data, bytes):
+            raise InvalidQueryError(f"{modality.value} query data must be bytes, got {type(self.data).__name__}")
+        if self.path is not None and not isinstance(self.path, Path):
+            raise InvalidQueryError(f"a {modality.value} query file must be a Path, got {self.path!r}")
+
     @classmethod
     def text(cls, text: str) -> Query:
         return cls(Modality.TEXT, content=text)
@@ -48,8 +62,10 @@ class Query:
 
     @classmethod
     def _media(cls, modality: Modality, src: str | Path | bytes) -> Query:
-        if isinstance(src, bytes | bytearray):
+        if isinstance(src, bytes | bytearray | memoryview):
             return cls(modality, data=bytes(src))
+        if not isinstance(src, str | os.PathLike) or not str(src).strip() or "\x00" in str(src):
+            raise InvalidQueryError(f"a {modality.value} query is a file path or bytes, got {src!r}")
         return cls(modality, path=Path(src).expanduser())
 
     def describe(self) -> str:
@@ -99,14 +115,25 @@ def normalise_where(where: Any) -> dict[str, list[str]]:
             raise InvalidArgumentError(f"filter {key!r} has no values")
         if len(values) > 100 or not all(isinstance(v, META_SCALARS) for v in values):
             raise InvalidArgumentError(f"filter {key!r} must be a value or a list of 1 to 100 values")
-        out[key] = [v if isinstance(v, str) else _json_text(v) for v in values]
+        out[key] = sorted({text for v in values for text in _json_texts(v)})
     return out
 
 
-def _json_text(value: Any) -> str:
+def _json_texts(value: Any) -> list[str]:
+    """The texts a stored value equal to ``value`` compares as: 1 and 1.0 are one number."""
+    if isinstance(value, str):
+        if not utf8_text(value):
+            raise InvalidArgumentError("filter values must be valid UTF-8 text")
+        return [value]
     if isinstance(value, bool):
-        return "1" if value else "0"  # json_extract gives SQLite integers for booleans
-    return str(value)
+        return ["1" if value else "0"]  # json_extract gives SQLite integers for booleans
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"filter values must be finite numbers, got {value}")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return [str(int(value)), repr(value)]
+    if isinstance(value, int) and abs(value) < 2**53:
+        return [str(value), repr(float(value))]
+    return [repr(value) if isinstance(value, float) else str(value)]
 
 
 class Reranker(ABC):

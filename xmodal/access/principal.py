@@ -17,6 +17,8 @@ def check_name(name: str, what: str = "principal") -> str:
         raise InvalidArgumentError(
             f"invalid {what} name {name[:80]!r}: use letters, digits, '_', '.', '@', '-' (max 64 chars)"
         )
+    if name.lower() == PUBLIC:  # in an access list, bare "public" means everyone with a key
+        raise InvalidArgumentError(f"'{PUBLIC}' is reserved (it means everyone); choose another {what} name")
     return name
 
 

@@ -215,6 +215,25 @@ class AccessStore:
             db.executemany("DELETE FROM item_acl WHERE item_id = ?", [(i,) for i in ids])
             self._bump(db)
 
+    def acl_snapshot(self, item_ids: Iterable[str]) -> dict[str, list[str] | None]:
+        """The stored access lists of items as they are (None: none), for :meth:`restore_acls`."""
+        out: dict[str, list[str] | None] = {}
+        for item_id in item_ids:
+            rows = self._query("SELECT entry FROM item_acl WHERE item_id = ? ORDER BY entry", (item_id,))
+            out[item_id] = [r[0] for r in rows] if rows else None
+        return out
+
+    def restore_acls(self, snapshot: dict[str, list[str] | None]) -> None:
+        """Put back access lists taken by :meth:`acl_snapshot` (a change that did not happen)."""
+        if not snapshot:
+            return
+        with self._tx() as db:
+            for item_id, entries in snapshot.items():
+                db.execute("DELETE FROM item_acl WHERE item_id = ?", (item_id,))
+                for entry in entries or []:
+                    db.execute("INSERT INTO item_acl(item_id, entry) VALUES (?, ?)", (item_id, entry))
+            self._bump(db)
+
     def acl(self, item_id: str) -> list[str] | None:
         """The access list of an item, or None when it has none (the default policy applies)."""
         rows = self._query("SELECT entry FROM item_acl WHERE item_id = ? ORDER BY entry", (item_id,))

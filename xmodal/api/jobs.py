@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xmodal.errors import NotFoundError, UnavailableError, XmodalError
+from xmodal.errors import CollectionError, NotFoundError, UnavailableError, XmodalError
 from xmodal.ingest import StopIngest
 
 log = logging.getLogger("xmodal.api")
 
 KEEP = 100
+MAX_QUEUED = 1000
 STATES = ("queued", "running", "done", "cancelled", "failed")
 
 
@@ -37,9 +38,14 @@ class Job:
     finished_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    waiting: bool = False  # for another writer (an `xmodal index`, a request) to finish
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, summary: bool = False) -> dict[str, Any]:
+        """``summary``: the result's report without its list of items (for listings)."""
+        result = self.result
+        if summary and result is not None:
+            result = {key: value for key, value in result.items() if key != "items"}
         return {
             "id": self.id,
             "status": self.status,
@@ -50,7 +56,8 @@ class Job:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "result": self.result,
+            "waiting": self.waiting,
+            "result": result,
             "error": self.error,
             "status_url": f"/jobs/{self.id}",
         }
@@ -72,6 +79,10 @@ class Job:
 Work = Callable[[Job], dict[str, Any]]
 
 
+class JobFinishedError(CollectionError):
+    """A finished job cannot be stopped (409)."""
+
+
 class JobQueue:
     def __init__(self) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -86,6 +97,8 @@ class JobQueue:
         with self._lock:
             if self._closed:
                 raise UnavailableError("the server is shutting down; send the request again after it restarts")
+            if len(self._work) >= MAX_QUEUED:
+                raise UnavailableError(f"{MAX_QUEUED} index jobs are already waiting; send this one later")
             self._jobs[job.id] = job
             self._work[job.id] = work
             if self._thread is None:
@@ -107,9 +120,12 @@ class JobQueue:
             return list(reversed(self._jobs.values()))
 
     def cancel(self, job_id: str) -> Job:
-        """A queued job never starts; a running one stops after the file in hand."""
+        """A queued job never starts; a running one stops after the file in hand. A finished
+        one is a :class:`JobFinishedError`."""
         job = self.get(job_id)
         with self._lock:
+            if job.finished_at is not None:
+                raise JobFinishedError(f"job {job.id} has already finished ({job.status})")
             job.cancel.set()
             if job.status == "queued":
                 self._work.pop(job.id, None)
@@ -130,7 +146,7 @@ class JobQueue:
     def _next(self) -> tuple[Job, Work] | None:
         with self._lock:
             while True:
-                for job_id, work in self._work.items():
+                for job_id, work in list(self._work.items()):
                     job = self._jobs[job_id]
                     del self._work[job_id]
                     if job.cancel.is_set():

@@ -382,6 +382,7 @@ def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
         raise ForbiddenError("indexing server-side paths is disabled; start the server with --index-root DIR")
     root = root_setting.resolve()
     files: list[Path] = []
+    seen: set[Path] = set()  # a path given twice, or a file inside a folder also given, once
     for raw in raw_paths:
         if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 4096:
             raise InvalidArgumentError("each path must be a non-empty string")
@@ -398,7 +399,8 @@ def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
             if isinstance(found, WalkError):
                 continue
             real = found.path.resolve()
-            if root in real.parents:  # a link inside the root that points out of it is skipped
+            if root in real.parents and found.path not in seen:  # a link out of the root is skipped
+                seen.add(found.path)
                 files.append(found.path)
     if not files:
         raise InvalidArgumentError("no files found under the given paths")

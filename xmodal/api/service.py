@@ -23,13 +23,21 @@ from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
 from xmodal.catalog import check_metadata
 from xmodal.collection import Collection
-from xmodal.errors import AuthError, ForbiddenError, InvalidArgumentError, InvalidQueryError, NotFoundError
-from xmodal.ingest import NullProgress, Progress
+from xmodal.errors import (
+    AuthError,
+    CollectionBusyError,
+    ForbiddenError,
+    InvalidArgumentError,
+    InvalidQueryError,
+    NotFoundError,
+)
+from xmodal.ingest import IngestReport, NullProgress, Progress
 from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
 from xmodal.types import Hit, Item, Modality
 
 ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_CACHED_K = 100
+JOB_LOCK_POLL_S = 0.5  # how often a job waiting for another writer tries again
 
 
 def check_item_id(item_id: str) -> str:
@@ -236,20 +244,28 @@ class Service:
         meta = check_metadata(metadata)
         ids = [item_id_for(str(p.absolute())) for p in paths]
         with self.lock:
+            before = self.store.acl_snapshot(ids) if access is not None else {}
             if access is not None:
                 self.store.set_acl(ids, access)
-            with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
-                let_in = _LetOthersIn(self.lock, self.encode_lock, progress)
-                report = self.coll.add(paths, metadata=meta, progress=let_in)
-            present = self.coll.catalog.items_by_id(ids)
+            try:
+                with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
+                    let_in = _LetOthersIn(self.lock, self.encode_lock, progress)
+                    report = self.coll.add(paths, metadata=meta, progress=let_in)
+                present = self.coll.catalog.items_by_id(ids)
+            except BaseException:
+                self.store.restore_acls(before)  # the request failed: its access lists never applied
+                raise
+            failed = {p for p, _ in report.failures}
+            items = [
+                {"id": i, "uri": str(p.absolute()), "name": p.name}
+                for i, p in zip(ids, paths, strict=True)
+                if i in present and str(p.absolute()) not in failed
+            ]
+            # files that were not indexed (failed, or after a stop) keep the access lists they had
+            indexed = {x["id"] for x in items}
+            self.store.restore_acls({i: acl for i, acl in before.items() if i not in indexed})
         # No cache flush: result keys carry each principal's view digest, which this write
         # changed only for the principals who may see these items.
-        failed = {p for p, _ in report.failures}
-        items = [
-            {"id": i, "uri": str(p.absolute()), "name": p.name}
-            for i, p in zip(ids, paths, strict=True)
-            if i in present and str(p.absolute()) not in failed
-        ]
         if not items and report.failures:
             from xmodal.errors import MediaError
 
@@ -267,7 +283,20 @@ class Service:
         """Index in the background (see :mod:`xmodal.api.jobs`); bad input fails now, not in the job."""
         self.require_admin(principal)
         meta = check_metadata(metadata)
-        job = self.jobs.submit(principal.name, lambda job: self.add_files(principal, paths, meta, access, progress=job))
+
+        def work(job: Job) -> dict[str, Any]:
+            while True:  # wait for another writer (an `xmodal index`, a request) to finish
+                try:
+                    result = self.add_files(principal, paths, meta, access, progress=job)
+                    job.waiting = False
+                    return result
+                except CollectionBusyError:
+                    job.waiting = True
+                    if job.cancel.wait(JOB_LOCK_POLL_S):
+                        job.waiting = False
+                        return {"items": [], "report": IngestReport(interrupted=True).to_dict()}
+
+        job = self.jobs.submit(principal.name, work)
         self.audit.record("jobs.submit", principal.name, key_id=principal.key_id, job=job.id, files=len(paths))
         return job
 
@@ -281,7 +310,7 @@ class Service:
 
     def job_list(self, principal: Principal) -> dict[str, Any]:
         self.require_admin(principal, "see or stop index jobs")
-        return {"jobs": [job.to_dict() for job in self.jobs.list()]}
+        return {"jobs": [job.to_dict(summary=True) for job in self.jobs.list()]}
 
     def delete_item(self, principal: Principal, item_id: str) -> dict[str, Any]:
         self.require_admin(principal)
@@ -322,8 +351,8 @@ class _LetOthersIn:
     """Progress of an API index run that hands both locks over between files, so searches
     (and reads) run while a large folder is indexed instead of waiting for all of it. Between
     two files the collection is consistent: files read but not yet flushed are in neither the
-    catalog nor the index, and no model is in use. Other writes still get "another process is
-    writing" (409): the run holds the collection's write lock throughout."""
+    catalog nor the index, and no model is in use. Other writes still get 409 (another writer):
+    the run holds the collection's write lock throughout; jobs wait for it instead."""
 
     def __init__(self, lock: threading.RLock, encode_lock: threading.Lock, inner: Progress | None = None) -> None:
         self.lock, self.encode_lock, self.inner = lock, encode_lock, inner or NullProgress()

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"items without an access list are now {args.policy}")
             elif action == "grant":
+                args.item_ids = list(dict.fromkeys(args.item_ids))  # an id given twice, once
                 entries = parse_access(args.to) or []
                 for item_id in args.item_ids:
                     coll.get(item_id)

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     coll = None
     try:
         coll = Collection.open(args.collection)  # fails here, with one line, if there is none
+        coll.verify_encoders()  # and if the installed models no longer make its vectors
         settings = ServeSettings(
             collection=coll.path,
             host=args.host,

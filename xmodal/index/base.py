@@ -41,13 +41,35 @@ class VectorIndex(ABC):
     """
 
     kind: ClassVar[str] = "base"
+    # the settings this engine takes: name -> (int, low, high) or (str, allowed values or None)
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         if dim <= 0:
             raise InvalidArgumentError(f"index dimension must be positive, got {dim}")
         self.dim = int(dim)
         self.location = location
-        self.params = params
+        self.params = self.check_params(params)
+
+    @classmethod
+    def check_params(cls, params: Any) -> dict[str, Any]:
+        """Refuse settings this engine does not take, or values out of range, before anything
+        is built (an HNSW graph with a negative degree would exhaust memory)."""
+        if not isinstance(params, dict):
+            raise InvalidArgumentError(f"index settings must be a dict of name -> value, got {params!r}")
+        for key, value in params.items():
+            spec = cls.PARAMS.get(key)
+            if spec is None:
+                known = ", ".join(sorted(cls.PARAMS)) or "none"
+                raise InvalidArgumentError(f"index {cls.kind!r} has no setting {key!r}; its settings: {known}")
+            if spec[0] is int:
+                low, high = spec[1], spec[2]
+                if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                    raise InvalidArgumentError(f"index setting {key!r} must be a whole number from {low} to {high}")
+            elif not isinstance(value, str) or not value.strip() or (spec[1] and value.upper() not in spec[1]):
+                allowed = f": one of {', '.join(spec[1])}" if spec[1] else ""
+                raise InvalidArgumentError(f"index setting {key!r} must be a non-empty string{allowed}")
+        return dict(params)
 
     @abstractmethod
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -106,6 +106,11 @@ class FaissHNSWIndex(VectorIndex):
 
     kind = "hnsw"
     COMPACT_RATIO = 0.25
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "m": (int, 2, 256),  # graph degree
+        "ef_construction": (int, 1, 4096),
+        "ef_search": (int, 1, 32768),
+    }
 
     def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         super().__init__(dim, location, **params)

@@ -7,9 +7,10 @@ the vector search (in chunks, merged exactly), so k results come back when k are
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +36,18 @@ def _client(uri: str) -> Any:
 
 class MilvusIndex(VectorIndex):
     kind = "milvus"
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "uri": (str, None),  # a Milvus server (http://host:19530); default: milvus-lite in the collection
+        "collection": (str, None),
+        "index_type": (str, ("FLAT", "HNSW")),
+    }
+
+    @classmethod
+    def check_params(cls, params: Any) -> dict[str, Any]:
+        params = super().check_params(params)
+        if "collection" in params and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", params["collection"]):
+            raise InvalidArgumentError("index setting 'collection' must be letters, digits and '_' (Milvus names)")
+        return params
 
     def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         super().__init__(dim, location, **params)

@@ -41,7 +41,7 @@ def save_model_dir(
     tmp.mkdir()
     save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(tmp / WEIGHTS_FILE))
     (tmp / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
-    if not str(card.get("version") or ""):
+    if not str(card.get("version") or "").strip():
         # no version given: name the weights by their content, so retraining into the same
         # folder gives a new version and collections indexed with the old weights see it
         card = {**card, "version": content_version(tmp)}
