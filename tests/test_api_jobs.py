@@ -228,3 +228,20 @@ def test_metadata_sent_again_applies_to_unchanged_files_and_paths_count_once(api
     assert len(hits) == 2 and {h["metadata"]["team"] for h in hits} == {"zoo"}
     same = api.client.post("/index", headers=admin, json={"paths": ["notes"], "metadata": {"team": "zoo"}}).json()
     assert (same["report"]["unchanged"], same["report"]["metadata_updated"]) == (2, 0)
+
+
+def test_finished_jobs_hold_a_bounded_number_of_listed_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xmodal.api import jobs as jobs_mod
+
+    monkeypatch.setattr(jobs_mod, "KEEP_ITEMS", 10)
+    queue = jobs_mod.JobQueue()
+    made = [queue.submit("admin", lambda job: {"items": [{"id": "x"}] * 4, "report": {}}) for _ in range(5)]
+    deadline = time.monotonic() + 30
+    while made[-1].status != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [j.id for j in queue.list()] == [j.id for j in reversed(made[-2:])]  # 8 files kept, not 20
+    big = queue.submit("admin", lambda job: {"items": [{"id": "x"}] * 50, "report": {}})
+    while big.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [j.id for j in queue.list()] == [big.id]  # the newest stays, whatever its size
+    queue.close()

@@ -1,7 +1,8 @@
 """Background index jobs: ``POST /index`` with ``"wait": false`` answers at once with a job that
 ``GET /jobs/{id}`` reports on (files done of total) and ``DELETE /jobs/{id}`` stops after the
 file in hand. Jobs run one at a time, in order, on one worker thread; they live in the server's
-memory (the last :data:`KEEP` finished ones are kept), so a restart forgets them — the files a
+memory (the last :data:`KEEP` finished ones, fewer when their results list over
+:data:`KEEP_ITEMS` files), so a restart forgets them — the files a
 job had indexed stay indexed, and re-sending the request indexes the rest."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from xmodal.ingest import StopIngest
 log = logging.getLogger("xmodal.api")
 
 KEEP = 100
+KEEP_ITEMS = 200_000  # finished jobs' listed files, at most (besides the newest job)
 MAX_QUEUED = 1000
 STATES = ("queued", "running", "done", "cancelled", "failed")
 
@@ -184,3 +186,15 @@ class JobQueue:
         finished = [j for j in self._jobs.values() if j.finished_at is not None]
         for old in finished[: max(0, len(finished) - KEEP)]:
             del self._jobs[old.id]
+        # results list every file: large ones push older jobs out sooner (memory stays bounded)
+        finished = [j for j in self._jobs.values() if j.finished_at is not None]
+        held = sum(_n_items(j) for j in finished)
+        for old in finished[:-1]:
+            if held <= KEEP_ITEMS:
+                break
+            held -= _n_items(old)
+            del self._jobs[old.id]
+
+
+def _n_items(job: Job) -> int:
+    return len((job.result or {}).get("items") or [])
