@@ -136,6 +136,9 @@ def test_every_keys_and_audit_action_answers_json(api: ApiEnv, capsys: pytest.Ca
     revoked = out(["keys", "revoke", made["key_id"]])
     assert revoked["revoked"] is True and revoked["key_id"] == made["key_id"] and revoked["revoked_at"]
     assert out(["audit", "--verify"]) == {"intact": True, "problems": []}
+    # the key a keys.* entry is about is not the acting key (key_id in API entries): named apart
+    assert cli(["audit", "--action", "keys.revoke", "-c", c]) == 0
+    assert f"subject_key={made['key_id']}" in capsys.readouterr().out
     purged = out(["audit", "--purge-older-than", "30"])
     assert purged["older_than_days"] == 30 and purged["items_deleted"] == 0
     assert cli(["audit", "--json", "--principal", "nobody", "-c", c]) == 0

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             action = args.keys_command
             if action == "create":
                 token, info = store.create_key(args.principal, args.group, args.admin, args.note)
-                audit.record("keys.create", actor, key_id=info.key_id, subject=info.principal, admin=info.admin)
+                audit.record("keys.create", actor, subject_key=info.key_id, subject=info.principal, admin=info.admin)
                 if args.json:
                     _print({"key": token, **info.to_dict()})
                 else:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{k.key_id}  {k.principal:<16} groups={groups:<20} {state}{admin}  {_date(k.created_at)}")
             elif action == "revoke":
                 info = store.revoke(args.key_id)
-                audit.record("keys.revoke", actor, key_id=info.key_id, subject=info.principal)
+                audit.record("keys.revoke", actor, subject_key=info.key_id, subject=info.principal)
                 if args.json:
                     _print({"revoked": True, **info.to_dict()})
                 else:
