@@ -285,3 +285,40 @@ def test_a_spoken_query_is_a_text_query(split_collection: Callable[..., Collecti
     assert isinstance(vector, TextQueryVectors)
     hits = coll.pipeline.search_vector(vector, 10)
     assert _names(hits) == [("blue.png", 2.0), ("apple.txt", 0.7071), ("red.png", 0.0)]
+
+
+@pytest.mark.parametrize(("tower", "second"), [("bluepixels", "blue.png"), ("pixels", "red.png")])
+def test_words_read_in_a_query_picture_are_a_text_query(
+    tower: str, second: str, tmp_path: Path, registry: EncoderRegistry
+) -> None:
+    """A query picture matches by its look and by the words OCR reads in it; the words row is
+    a text query, so pictures are scored with the image tower's vector for it when it has one
+    (here: "red" read in a green picture asks the blue-minded tower for blue)."""
+    from xmodal.extract.base import OcrEngine
+    from xmodal.search import QueryRows
+    from xmodal.types import Segment
+
+    class ReadsRed(OcrEngine):
+        name = "reads-red"
+        reading = False  # nothing in the indexed pictures; "red" in the query
+
+        def read(self, image):  # type: ignore[no-untyped-def]
+            return [Segment("red")] if self.reading else []
+
+    registry.register("bluepixels", BlueMindedPixels)
+    root = tmp_path / "media"
+    root.mkdir()
+    for colour in ("red", "green", "blue"):
+        Image.new("RGB", (8, 8), colour).save(root / f"{colour}.png")
+    (root / "apple.txt").write_text("red apple", encoding="utf-8")
+    model = ModelConfig(text=FAKE_MODEL.text, image=tower, ocr="rapidocr", asr=None)
+    with Collection.open(tmp_path / "c", registry=registry, model=model, create=True) as coll:
+        ocr = ReadsRed()
+        coll.embedder._ocr = ocr  # in place of RapidOCR, which is never loaded
+        coll.add([root])
+        ocr.reading = True
+        vector = coll.pipeline.encode(Query.image(root / "green.png"))
+        assert isinstance(vector, QueryRows) and len(vector.rows) == 2
+        assert isinstance(vector.rows[1], TextQueryVectors) == (tower == "bluepixels")
+        hits = coll.search(Query.image(root / "green.png"), k=3, modality=Modality.IMAGE)
+        assert {Path(h.uri).name for h in hits[:2]} == {"green.png", second}  # by look, and by the words

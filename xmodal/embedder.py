@@ -182,14 +182,19 @@ class Embedder:
         """One row per way the picture can match: its look (the image tower) and, when OCR
         finds words in it, its text. The search ranks items by each row apart and merges the
         rankings by reciprocal-rank fusion (``SearchPipeline.search_vector``)."""
+        look, words = self.query_image_parts(image)
+        return np.vstack([row for row in (look, words) if row is not None])
+
+    def query_image_parts(self, image: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The query picture's look (image tower) and the text vector of the words OCR read
+        in it; either may be None, not both."""
         tower = self.tower("image")
-        rows = [tower.encode_query(Modality.IMAGE, [image])] if tower is not None else []
+        look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None else None
         ex = self.extract_image(image) if self.config.model.ocr else None
-        if ex is not None and ex.text.strip():
-            rows.append(self.encode_query_text(ex.text))
-        if not rows:
+        words = self.encode_query_text(ex.text) if ex is not None and ex.text.strip() else None
+        if look is None and words is None:
             raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
-        return np.vstack(rows)
+        return look, words
 
     def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
         tower = self.tower("audio")

@@ -88,7 +88,16 @@ class TextQueryVectors:
     images: np.ndarray
 
 
-QueryVector = np.ndarray | TextQueryVectors
+@dataclass(frozen=True)
+class QueryRows:
+    """Several ways of matching one query, ranked apart and merged by reciprocal-rank fusion:
+    a query picture's look, and the words OCR read in it as a text query (with the image
+    tower's own vector for pictures, as a typed query has)."""
+
+    rows: tuple[np.ndarray | TextQueryVectors, ...]
+
+
+QueryVector = np.ndarray | TextQueryVectors | QueryRows
 
 
 def validate_k(k: Any) -> int:
@@ -176,7 +185,9 @@ class SearchPipeline:
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
-                return self.embedder.encode_query_image(load_image(src, self.limits))
+                look, words = self.embedder.query_image_parts(load_image(src, self.limits))
+                rows = [row for row in (look, None if words is None else self._as_text_query(words)) if row is not None]
+                return rows[0] if len(rows) == 1 else QueryRows(tuple(rows))
             query_limits = replace(
                 self.limits, max_audio_seconds=min(self.limits.max_audio_seconds, MAX_QUERY_AUDIO_SECONDS)
             )
@@ -186,7 +197,7 @@ class SearchPipeline:
         except MediaError as exc:
             raise InvalidQueryError(f"query {query.modality.value} is not usable: {exc}") from exc
 
-    def _as_text_query(self, vector: np.ndarray) -> QueryVector:
+    def _as_text_query(self, vector: np.ndarray) -> np.ndarray | TextQueryVectors:
         """A text vector, with the image tower's own vector for it when it has one."""
         images = self.embedder.text_query_for_images(vector)
         return vector if images is None else TextQueryVectors(vector, images)
@@ -259,8 +270,17 @@ class SearchPipeline:
         allow = self.allowed_vids(modality, where or {}, allow_items)
         if isinstance(vector, TextQueryVectors):
             return self._finish(self._split_ranked(vector, k, allow), k, query)
-        rows = np.atleast_2d(vector)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
+        if isinstance(vector, QueryRows):
+            depth = max(k, RRF_DEPTH)
+            per_row = [
+                self._split_best(row, depth, allow)
+                if isinstance(row, TextQueryVectors)
+                else self._best_items(np.atleast_2d(row), depth, allow, n_vectors)[0]
+                for row in vector.rows
+            ]
+            return self._finish(rrf_merge(per_row, k, depth), k, query)
+        rows = np.atleast_2d(vector)
         # several rows: rank each to a fixed depth, so the fused list does not depend on k
         depth = k if len(rows) == 1 else max(k, RRF_DEPTH)
         per_row = self._best_items(rows, depth, allow, n_vectors)
@@ -277,6 +297,10 @@ class SearchPipeline:
         return hits
 
     def _split_ranked(self, vector: TextQueryVectors, k: int, allow: np.ndarray | None) -> list[tuple[float, int]]:
+        best = self._split_best(vector, k, allow)
+        return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
+
+    def _split_best(self, vector: TextQueryVectors, k: int, allow: np.ndarray | None) -> dict[str, tuple[float, int]]:
         """Picture vectors ranked by ``vector.images``, the others by ``vector.text``; each item
         keeps its best score (an image item's OCR text competes with its picture). Kinds that
         are common enough share one index call (two rows cost about one scan of a flat index)
@@ -305,7 +329,7 @@ class SearchPipeline:
             for item, (score, vid) in items.items():
                 if item not in best or score > best[item][0]:
                     best[item] = (score, vid)
-        return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
+        return best
 
     def _best_items(
         self,
