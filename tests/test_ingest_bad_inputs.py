@@ -73,6 +73,13 @@ def test_odd_names_special_files_and_utf16(tmp_path: Path, open_collection: Open
     }
     (hit,) = coll.search("budget approved", k=1)
     assert hit.uri.endswith("notes16.txt") and hit.modality is Modality.TEXT
+    # a folder given by a name that is not UTF-8 is one failure too (with --prune as well)
+    odd = tmp_path / os.fsdecode(b"dir\xff")
+    write(odd / "inside.txt", "never read")
+    report = coll.add([odd], prune=True)
+    assert report.added == 0 and list(dict(report.failures).values()) == [
+        "the name is not valid UTF-8: rename it to index it"
+    ]
 
 
 def test_interrupted_ingest_keeps_what_was_committed(tmp_path: Path, open_collection: Open, registry) -> None:
@@ -96,11 +103,35 @@ def test_interrupted_ingest_keeps_what_was_committed(tmp_path: Path, open_collec
 
     coll = open_collection()
     report = coll.add([media], progress=StopAfterThree(), batch_size=1)
-    assert report.interrupted and len(coll) == 2
+    # the file read when Ctrl-C came is encoded and kept too
+    assert report.interrupted and len(coll) == report.added == 3
     coll.close()
     again = Collection.open(tmp_path / "coll", registry=registry)
-    assert len(again) == 2 and again.catalog.vector_count() == len(again.index) == 2
-    assert again.add([media]).added == 4
+    assert len(again) == 3 and again.catalog.vector_count() == len(again.index) == 3
+    assert again.add([media]).added == 3
+    again.close()
+
+
+def test_ctrl_c_between_catalog_commit_and_index_leaves_them_consistent(
+    tmp_path: Path, open_collection: Open, registry
+) -> None:
+    media = tmp_path / "m"
+    for i in range(4):
+        write(media / f"f{i}.txt", f"document number {i}")
+    coll = open_collection()
+
+    def interrupted(ids, vectors):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # after the catalog committed the batch
+
+    coll.index.add = interrupted  # type: ignore[method-assign]
+    report = coll.add([media])
+    assert report.interrupted and len(coll) == 4
+    # the index was rebuilt from the catalog: every committed vector is searchable
+    assert len(coll.index) == coll.catalog.vector_count() == 4
+    assert len(coll.search("document number", k=10)) == 4
+    coll.close()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert len(again.index) == again.catalog.vector_count() == 4 and again.add([media]).unchanged == 4
     again.close()
 
 

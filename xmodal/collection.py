@@ -65,6 +65,7 @@ class Collection:
         self._verified = False
         self._index_generation = -1
         self._lock_depth = 0
+        self._index_stale = False  # a write was cut off between the catalog and the index
         self.index = self._load_or_rebuild_index()
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
@@ -444,7 +445,7 @@ class Collection:
             try:
                 report = run.run(todo, prune)
             finally:
-                self._save_index()
+                self._save_after_write()
         return report
 
     def _set_metadata(self, item_id: str, metadata: dict[str, Any]) -> bool:
@@ -459,6 +460,7 @@ class Collection:
     def _write_items(self, entries: Sequence[tuple[Item, int, list[VectorRecord]]]) -> None:
         removed_all: list[int] = []
         added: list[tuple[int, np.ndarray]] = []
+        self._index_stale = True  # until the index has what the catalog committed
         with self.catalog.transaction():
             for item, mtime_ns, records in entries:
                 removed, vids = self.catalog.upsert_item(item, mtime_ns, records)
@@ -473,6 +475,16 @@ class Collection:
         # the writer's own index is current (a search in between, as the API allows, must not
         # take the new generation for another process's write and rebuild)
         self._index_generation = self.catalog.generation
+        self._index_stale = False
+
+    def _save_after_write(self) -> None:
+        """End of a write: save the index, rebuilt first from the catalog if the write was cut
+        off (Ctrl-C) after its catalog commit but before the index had the vectors."""
+        if self._index_stale:
+            self._rebuild_index(self.config.index)
+            self.pipeline.index = self.index
+            self._index_stale = False
+        self._save_index()
 
     def reembed(self, model: ModelConfig) -> IngestReport:
         """Re-embed every item with ``model`` (from its file, or from its stored text when the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from xmodal.ingest import (
     Progress,
     StopIngest,
     WalkError,
+    bad_name,
     base_metadata,
     decode_file,
     hash_file,
@@ -84,6 +86,8 @@ class IngestRun:
             self.report.interrupted = True
         except KeyboardInterrupt:
             self.report.interrupted = True
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C gives them up
+                self._flush()  # files already read are encoded and kept
         finally:
             self.progress.close()
             self.report.seconds = time.perf_counter() - started
@@ -188,20 +192,22 @@ class IngestRun:
                 updated_at=now(),
             )
             rows.append((item, p.mtime_ns, records))
+        self.coll._write_items(rows)
+        # counted once written: a flush cut off by Ctrl-C is flushed again, not counted twice
+        for p, (item, _, _) in zip(self.pending, rows, strict=True):
             if p.existed:
                 self.report.updated += 1
             else:
                 self.report.added += 1
             key = item.modality.value
             self.report.by_modality[key] = self.report.by_modality.get(key, 0) + 1
-        self.coll._write_items(rows)
         self.pending = []
 
     def _prune_or_count(self, paths: list[str | Path], seen: set[str], prune: bool) -> None:
         prefixes = []
         for raw in paths:
             root = Path(raw).expanduser().absolute()
-            if root.is_dir():
+            if root.is_dir() and not bad_name(root):  # a non-UTF-8 name failed in the walk
                 prefixes.append(str(root).rstrip("/") + "/")
         gone = [item_id for item_id, uri in self.coll.catalog.uris_under(prefixes) if uri not in seen and _gone(uri)]
         if not gone:
