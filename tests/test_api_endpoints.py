@@ -83,6 +83,14 @@ def test_audio_query_and_audio_preview_supports_ranges(api: ApiEnv) -> None:
     part = api.client.get(hit["preview_url"], headers={"Range": "bytes=0-99"})
     assert part.status_code == 206
     assert part.content == full.content[:100]
+    tail = api.client.get(hit["preview_url"], headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == full.content[-10:]
+    size = len(full.content)
+    # bad ranges get the API's JSON errors, not plain text or an empty body
+    for header, status in [("bytes=5-2", 400), ("pages=0-1", 400), ("bytes=x-", 400), (f"bytes={size}-", 416)]:
+        bad = api.client.get(hit["preview_url"], headers={"Range": header})
+        assert bad.status_code == status and bad.json()["error"]["status"] == status, header
+    assert bad.headers["content-range"] == f"bytes */{size}"
 
 
 def test_get_item_and_delete_purges_everything(api: ApiEnv) -> None:

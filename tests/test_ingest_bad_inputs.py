@@ -43,7 +43,7 @@ def test_bad_files_are_reported_and_nothing_is_lost(tmp_path: Path, open_collect
     reasons = {Path(p).name: r for p, r in report.failures}
     assert set(reasons) == {"truncated.png", "corrupt.jpg", "zero.txt", "huge.png", "silence.wav", "two-hours.wav"}
     assert "pixels" in reasons["huge.png"]
-    assert "min long" in reasons["two-hours.wav"]
+    assert reasons["two-hours.wav"] == "audio is 2 h long; the limit is 1 h"
     assert "no samples" in reasons["silence.wav"]
     assert "empty" in reasons["zero.txt"]
     assert report.added == 3 and report.by_modality == {"image": 1, "audio": 1, "text": 1}

@@ -72,8 +72,16 @@ def test_truncated_and_corrupt_images(tmp_path: Path) -> None:
 def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 1_000_000
-    with pytest.raises(MediaTooLargeError, match="pixels"):
-        load_image(bomb)
+    with pytest.raises(MediaTooLargeError, match="over the limit of 64,000,000 pixels"):
+        load_image(bomb)  # the limit given is ours, not Pillow's own bomb threshold
+
+
+def test_durations_over_a_limit_never_read_as_equal_to_it() -> None:
+    from xmodal.media.audio import duration_text
+
+    assert [duration_text(s) for s in (0.2, 45, 120, 120.5, 150, 3600, 3661, 7200)] == [
+        "1 s", "45 s", "2 min", "2 min 1 s", "2 min 30 s", "1 h", "1 h 2 min", "2 h",
+    ]  # fmt: skip
 
 
 def test_image_alpha_becomes_white(tmp_path: Path) -> None:
@@ -88,7 +96,7 @@ def test_wav_zero_samples_and_two_hours(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="no samples"):
         load_audio(empty_wav(tmp_path / "empty.wav"))
     long = long_wav_header(tmp_path / "long.wav", seconds=2 * 3600)
-    with pytest.raises(MediaTooLargeError, match="120 min"):
+    with pytest.raises(MediaTooLargeError, match="audio is 2 h long; the limit is 1 h"):
         load_audio(long)
     with pytest.raises(MediaError):
         load_audio(b"RIFF\x10\x00\x00\x00WAVEfmt ")

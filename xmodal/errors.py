@@ -93,3 +93,13 @@ class UnavailableError(XmodalError):
     """The server cannot take this now (it is shutting down); the same request may work later."""
 
     http_status = 503
+
+
+class RangeNotSatisfiableError(XmodalError):
+    """A Range request for bytes the file does not have (416)."""
+
+    http_status = 416
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.headers = {"Content-Range": f"bytes */{size}"}

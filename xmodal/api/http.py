@@ -33,14 +33,16 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     """Every error is JSON ``{"error": {status, type, message}}``. A user's mistake is a 4xx from
     its class's ``http_status``; anything else is a logged 500 (a bug, never user input)."""
 
-    def respond(request: Request, status: int, kind: str, message: str) -> JSONResponse:
+    def respond(
+        request: Request, status: int, kind: str, message: str, extra: dict[str, str] | None = None
+    ) -> JSONResponse:
         metrics.errors.labels(_endpoint(request), kind).inc()
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(status, kind, message), status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        return JSONResponse(error_body(status, kind, message), status_code=status, headers={**headers, **(extra or {})})
 
     @app.exception_handler(XmodalError)
     async def xmodal_error(request: Request, exc: XmodalError) -> JSONResponse:
-        return respond(request, exc.http_status, type(exc).__name__, str(exc))
+        return respond(request, exc.http_status, type(exc).__name__, str(exc), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

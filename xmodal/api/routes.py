@@ -24,6 +24,7 @@ from xmodal.errors import (
     InvalidQueryError,
     MediaError,
     NotFoundError,
+    RangeNotSatisfiableError,
     UnsupportedMediaError,
 )
 from xmodal.search import Query
@@ -209,7 +210,7 @@ def build_router() -> APIRouter:
             principal = svc.preview_principal(item_id, key, exp, sig)
         else:
             principal = principal_of(request, authorization, x_api_key)
-        return await asyncio.to_thread(_preview_response, svc, principal, item_id)
+        return await asyncio.to_thread(_preview_response, svc, principal, item_id, request.headers.get("range"))
 
     @r.post("/items", status_code=201, openapi_extra=UPLOAD_DOC, summary="Upload files (admin)")
     async def upload(request: Request, principal: Auth) -> dict[str, Any]:
@@ -282,7 +283,7 @@ def build_router() -> APIRouter:
     return r
 
 
-def _preview_response(svc: Service, principal: Principal, item_id: str) -> Response:
+def _preview_response(svc: Service, principal: Principal, item_id: str, byte_range: str | None = None) -> Response:
     from xmodal.api.previews import thumbnail
 
     item = svc.visible_item(principal, item_id)
@@ -299,9 +300,35 @@ def _preview_response(svc: Service, principal: Principal, item_id: str) -> Respo
             )
         except MediaError as exc:
             raise NotFoundError(f"no preview for item {item_id!r}: {exc}") from None
+        check_range(byte_range, thumb.stat().st_size)
         return FileResponse(thumb, media_type="image/jpeg", headers=headers)
     mime = str(item.metadata.get("mime") or "application/octet-stream")
+    check_range(byte_range, path.stat().st_size)
     return FileResponse(path, media_type=mime, headers=headers)  # Starlette serves Range requests
+
+
+_RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
+
+
+def check_range(header: str | None, size: int) -> None:
+    """Refuse a malformed or unsatisfiable ``Range`` header with the API's JSON errors (400,
+    416) before Starlette serves the ranges (its own answers are plain text or empty)."""
+    if header is None:
+        return
+    unit, _, specs = header.partition("=")
+    if unit.strip().lower() != "bytes" or not specs.strip():
+        raise InvalidArgumentError("Range header must be bytes=START-END[,...]")
+    satisfiable = False
+    for spec in specs.split(","):
+        m = _RANGE_SPEC.match(spec.strip())
+        if m is None or not (m.group(1) or m.group(2)) or len(spec) > 40:
+            raise InvalidArgumentError(f"Range header: {spec.strip()[:40]!r} is not START-END, START- or -LAST")
+        start, end = m.group(1), m.group(2)
+        if start and end and int(start) > int(end):
+            raise InvalidArgumentError(f"Range header: start {start} is after end {end}")
+        satisfiable |= int(start) < size if start else int(end) > 0
+    if not satisfiable:
+        raise RangeNotSatisfiableError(f"Range header: the file has {size:,} bytes", size)
 
 
 def safe_upload_name(filename: str | None) -> str:

@@ -57,7 +57,7 @@ def _check_duration(frames: int, rate: int, limits: MediaLimits, channels: int =
     seconds = frames / rate
     if seconds > limits.max_audio_seconds:
         raise MediaTooLargeError(
-            f"audio is {seconds / 60:.0f} min long; the limit is {limits.max_audio_seconds / 60:.0f} min"
+            f"audio is {duration_text(seconds)} long; the limit is {duration_text(limits.max_audio_seconds)}"
         )
 
 
@@ -134,3 +134,17 @@ def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioCli
         raise MediaError("permission denied") from exc
     except (OSError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode audio: {exc}") from exc
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``2 min 30 s``, ``3 h 5 min``: exact enough that a length over a limit never
+    reads as equal to it."""
+    total = int(seconds) + (seconds % 1 > 0)  # rounded up
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        minutes, rest = divmod(total, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, rest = divmod(total, 3600)
+    minutes = -(-rest // 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")

@@ -35,7 +35,9 @@ def load_image(src: Path | bytes, limits: MediaLimits | None = None):  # type: i
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaTooLargeError(f"image rejected as a decompression bomb: {exc}") from exc
+        raise MediaTooLargeError(
+            f"image is over the limit of {limits.max_image_pixels:,} pixels (a decompression bomb)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise MediaError("not a readable image") from exc
     except PermissionError as exc:
