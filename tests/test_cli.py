@@ -165,10 +165,26 @@ def test_reindex_after_a_model_upgrade_says_to_reembed(
     assert code == 3 and "bow 1 -> bow 2" in err and f"xmodal index --reembed -c {Path(coll).absolute()}" in err
     assert_one_line_error(err)
     assert "unchanged" not in out
-    code, out, _ = run(capsys, "index", "--reembed", "-c", coll)
-    assert code == 0
+    n = len(list(root.rglob("*.*")))
+    (root / "docs" / "revenue.txt").rename(tmp_path / "moved.txt")  # gone: re-embedded from its stored text
+    code, out, _ = run(capsys, "index", "--reembed", "-c", coll, "-q")
+    assert code == 0 and f"re-embedded {n} items (1 from their stored text" in out
     code, out, _ = run(capsys, "search", "quarterly revenue", "-c", coll, "-k", "1")
     assert code == 0 and "revenue.txt" in out
+    code, out, _ = run(capsys, "index", "--reembed", "-c", coll, "--json")
+    done = json.loads(out)
+    assert done["items"] == n and done["reembed"]["items"] == n and done["reembed"]["from_stored_text"] == 1
+
+
+def test_control_characters_in_names_are_escaped_in_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, coll = tmp_path / "m", str(tmp_path / "c")
+    root.mkdir()
+    (root / "evil\nfailed: fake.txt").write_text("quarterly revenue grew")
+    (root / "bad\x1b[31m.txt").write_bytes(b"")  # empty: a failure
+    code, out, err = run(capsys, "index", str(root), "-c", coll, "-q", "--model", "bow")
+    assert code == 1 and "bad\\x1b[31m.txt: " in err and "\x1b" not in err
+    code, out, _ = run(capsys, "search", "quarterly revenue", "-c", coll)
+    assert "evil\\nfailed: fake.txt" in out and len(out.strip().splitlines()) == 2  # hit and its snippet
 
 
 def test_library_noise_is_off_for_a_command_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -275,6 +291,9 @@ def test_a_read_only_collection_can_be_searched(tmp_path: Path, capsys: pytest.C
         assert "revenue.txt" in proc.stdout
         proc = cli("index", str(root))
         assert proc.returncode == 3 and "is read-only: it can be searched, not changed" in proc.stderr
+        assert_one_line_error(proc.stderr)
+        proc = cli("keys", "create", "ann")  # keys (and serving) need to write their own files
+        assert proc.returncode == 3 and "is read-only: API keys" in proc.stderr
         assert_one_line_error(proc.stderr)
         assert sorted(p.name for p in coll.rglob("*")) == before  # nothing written
     finally:

@@ -332,6 +332,9 @@ def test_numbers_in_filters_match_however_they_were_written(tmp_path: Path, open
     assert set(names(coll.search("x", k=10, where={"n": 1.0}))) == {"cat.txt", "dog.txt"}
     assert set(names(coll.search("x", k=10, where={"n": 2}))) == {"revenue.txt", "invoice.txt"}
     assert len(coll.search("x", k=10, where={"n": [1, 2]})) == 4
+    # values typed on a command line are text
+    assert len(coll.search("x", k=10, where={"n": ["1.0", "2"]})) == 4
+    assert len(coll.search("x", k=10, where={"name": "cat.txt"})) == 1
 
 
 def test_metadata_given_again_applies_without_re_reading(tmp_path: Path, open_collection: Open) -> None:

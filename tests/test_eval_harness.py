@@ -98,6 +98,11 @@ def test_repeated_hits_of_one_file_count_once(tmp_path: Path) -> None:
         (b'{"query": "", "relevant": ["a"]}\n', "empty text query"),
         (b'{"query": {"video": "a.mp4"}, "relevant": ["a"]}\n', "must be a string"),
         (b'{"query": {"image": "missing.png"}, "relevant": ["a"]}\n', "not found"),
+        (
+            b'{"query": "x", "relevant": ["a"], "id": "q"}\n{"query": "y", "relevant": ["a"], "id": "q"}\n',
+            "line 2: query id 'q' is also the id of line 1",
+        ),
+        (b'{"query": "x", "relevant": ["a"], "id": ["q"]}\n', "'id' must be"),
     ],
 )
 def test_bad_queries_files(tmp_path: Path, content: bytes, message: str) -> None:
@@ -132,3 +137,33 @@ def test_bad_k() -> None:
         with pytest.raises(InvalidArgumentError, match="at least 10"):
             evaluate_queries([EvalQuery("q", "text", "x", ("a",), 1)], fake_search, k=k)
     evaluate_queries([EvalQuery("q", "text", "x", ("a",), 1)], fake_search, k=3, metrics=["recall@3", "mrr"])
+
+
+def test_bom_null_ids_and_a_file_named_twice(tmp_path: Path) -> None:
+    lines = [
+        {"query": "a cat", "relevant": ["cat.png", "/data/cat.png"], "id": None},  # one item, named twice
+        {"query": "a car", "relevant": ["car.jpg", "car.jpg"], "id": 7},
+    ]
+    raw = b"\xef\xbb\xbf" + "\r\n".join(json.dumps(x) for x in lines).encode()  # as Notepad saves it
+    queries = load_queries(_write(tmp_path, [], raw=raw))
+    assert [(q.qid, q.relevant) for q in queries] == [("line1", ("/data/cat.png",)), ("7", ("car.jpg",))]
+    res = evaluate_queries(queries, fake_search, known_uris=CORPUS)
+    assert res.per_query["line1"]["recall@1"] == 1.0 and res.per_query["line1"]["ndcg@10"] == 1.0
+    assert res.labels == {"line1": "a cat", "7": "7: a car"}  # the report shows an id the file gave
+
+
+def test_an_unusable_query_names_its_line(tmp_path: Path) -> None:
+    from xmodal.errors import InvalidQueryError, MediaError
+
+    (tmp_path / "q.png").write_bytes(b"not a picture")
+    path = _write(
+        tmp_path, [{"query": "a cat", "relevant": ["cat.png"]}, {"query": {"image": "q.png"}, "relevant": ["a"]}]
+    )
+
+    def search(q: EvalQuery, k: int) -> list[tuple[str, float]]:
+        if q.kind == "image":
+            raise MediaError("not a readable image")
+        return fake_search(q, k)
+
+    with pytest.raises(InvalidQueryError, match=r"q\.jsonl line 2: not a readable image"):
+        evaluate_queries(load_queries(path), search)

@@ -66,6 +66,7 @@ class Collection:
         self._index_generation = -1
         self._lock_depth = 0
         self._index_stale = False  # a write was cut off between the catalog and the index
+        self.reembed_report: IngestReport | None = None  # of the last reembed()
         self.index = self._load_or_rebuild_index()
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
@@ -80,9 +81,11 @@ class Collection:
         index: str | IndexConfig | None = None,
         reembed: bool = False,
         registry: EncoderRegistry | None = None,
+        progress: Progress | None = None,
     ) -> Collection:
         """Open a collection (``create=True`` makes it if absent). Asking for another model
-        than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``."""
+        than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``
+        (told to ``progress``; its report is then :attr:`reembed_report`)."""
         if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\x00" in str(path):
             raise InvalidArgumentError(f"a collection path must be a folder name (str or Path), got {path!r}")
         if not isinstance(create, bool) or not isinstance(reembed, bool):
@@ -111,12 +114,12 @@ class Collection:
             if not reembed:
                 coll.close()
                 raise EncoderMismatchError(
-                    f"collection {root} was built with model {_describe(coll.config.model)}, not "
-                    f"{_describe(wanted_model)}; pass --reembed to re-embed every item with the new model"
+                    f"collection {root} was built with model {_describe(coll.config.model)}; you asked for "
+                    f"{_describe(wanted_model)}: pass --reembed to re-embed every item with the new model"
                 )
-            coll.reembed(wanted_model)
+            coll.reembed(wanted_model, progress)
         elif reembed:
-            coll.reembed(coll.config.model)
+            coll.reembed(coll.config.model, progress)
         wanted_index = _index_config(index) if index is not None else None
         if wanted_index is not None and wanted_index != coll.config.index:
             coll._switch_index(wanted_index)
@@ -486,7 +489,7 @@ class Collection:
             self._index_stale = False
         self._save_index()
 
-    def reembed(self, model: ModelConfig) -> IngestReport:
+    def reembed(self, model: ModelConfig, progress: Progress | None = None) -> IngestReport:
         """Re-embed every item with ``model`` (from its file, or from its stored text when the
         file is gone) and record the new encoders in the manifest."""
         from xmodal.ingest_run import reembed_all
@@ -506,12 +509,13 @@ class Collection:
                 "model": model.to_dict(),
             }
             # vectors and the model that made them are committed together (see _reconcile_manifest)
-            report = reembed_all(self, embedder, state)
+            report = reembed_all(self, embedder, state, progress=progress)
             self.config, self.embedder, self.dim = new_config, embedder, int(state["dim"])
             self._update_manifest(**{key: state[key] for key in MODEL_STATE_KEYS})
             self._rebuild_index(self.config.index)
             self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
             self._verified = True
+        self.reembed_report = report
         return report
 
 

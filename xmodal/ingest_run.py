@@ -14,6 +14,7 @@ from xmodal.errors import MediaError, UnsupportedMediaError, XmodalError
 from xmodal.ingest import (
     FileEntry,
     IngestReport,
+    NullProgress,
     Progress,
     StopIngest,
     WalkError,
@@ -233,7 +234,9 @@ def _gone(uri: str) -> bool:
         return False
 
 
-def reembed_all(coll: Collection, embedder: Embedder, state: dict[str, Any], batch_size: int = 32) -> IngestReport:
+def reembed_all(
+    coll: Collection, embedder: Embedder, state: dict[str, Any], batch_size: int = 32, progress: Progress | None = None
+) -> IngestReport:
     """Re-extract and re-encode every item with ``embedder`` in batches (only texts and vectors
     are kept between batches), then commit every new vector together with ``state`` (the model
     that made them) in one transaction. The caller rebuilds the ANN index from the catalog."""
@@ -241,19 +244,26 @@ def reembed_all(coll: Collection, embedder: Embedder, state: dict[str, Any], bat
     started = time.perf_counter()
     items = list(coll.catalog.iter_items())
     rows: list[tuple[Item, str, list[VectorRecord]]] = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        extracted = []
-        for item in chunk:
-            try:
-                decoded = decode_file(Path(item.uri), coll.config.limits)
-                extracted.append(extract_with(embedder, decoded.detected.modality, decoded.payload))
-            except (MediaError, OSError):
-                # the file is gone or unreadable: keep what the catalog knows, its text
-                extracted.append(Extracted(item.modality, item.text, coll.catalog.text_segments(item.id)))
-        for item, ex, vectors in zip(chunk, extracted, embedder.encode(extracted), strict=True):
-            rows.append((item, ex.text or item.text, vectors))
-        report.updated += len(chunk)
+    progress = progress or NullProgress()
+    progress.start(len(items))
+    try:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            extracted = []
+            for item in chunk:
+                try:
+                    decoded = decode_file(Path(item.uri), coll.config.limits)
+                    extracted.append(extract_with(embedder, decoded.detected.modality, decoded.payload))
+                except (MediaError, OSError):
+                    # the file is gone or unreadable: keep what the catalog knows, its text
+                    extracted.append(Extracted(item.modality, item.text, coll.catalog.text_segments(item.id)))
+                    report.missing += 1
+                progress.advance(0)
+            for item, ex, vectors in zip(chunk, extracted, embedder.encode(extracted), strict=True):
+                rows.append((item, ex.text or item.text, vectors))
+            report.updated += len(chunk)
+    finally:
+        progress.close()
     with coll.catalog.transaction():
         for item, text, vectors in rows:
             new_item = replace(item, text=text, updated_at=now())

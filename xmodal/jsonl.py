@@ -17,6 +17,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, str, Any]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidArgumentError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Notepad writes one)
+        raw = raw[3:]
     for lineno, line_bytes in enumerate(raw.splitlines(), start=1):
         where = f"{path.name} line {lineno}"
         try:

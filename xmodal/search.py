@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +47,7 @@ class Query:
         if self.data is not None and not isinstance(self.data, bytes):
             raise InvalidQueryError(f"{modality.value} query data must be bytes, got {type(self.data).__name__}")
         if self.path is not None and not isinstance(self.path, Path):
-            raise InvalidQueryError(f"a {modality.value} query file must be a Path, got {self.path!r}")
+            raise InvalidQueryError(f"{_a(modality.value)} query file must be a Path, got {self.path!r}")
 
     @classmethod
     def text(cls, text: str) -> Query:
@@ -65,7 +66,7 @@ class Query:
         if isinstance(src, bytes | bytearray | memoryview):
             return cls(modality, data=bytes(src))
         if not isinstance(src, str | os.PathLike) or not str(src).strip() or "\x00" in str(src):
-            raise InvalidQueryError(f"a {modality.value} query is a file path or bytes, got {src!r}")
+            raise InvalidQueryError(f"{_a(modality.value)} query is a file path or bytes, got {src!r}")
         return cls(modality, path=Path(src).expanduser())
 
     def describe(self) -> str:
@@ -128,11 +129,20 @@ def normalise_where(where: Any) -> dict[str, list[str]]:
     return out
 
 
+_NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,15})?$")
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def _json_texts(value: Any) -> list[str]:
     """The texts a stored value equal to ``value`` compares as: 1 and 1.0 are one number."""
     if isinstance(value, str):
         if not utf8_text(value):
             raise InvalidArgumentError("filter values must be valid UTF-8 text")
+        if _NUMBER.match(value):  # from the command line every value is text: "1004.0" matches 1004
+            return sorted({value, *_json_texts(float(value) if "." in value else int(value))})
         return [value]
     if isinstance(value, bool):
         return ["1" if value else "0"]  # json_extract gives SQLite integers for booleans
@@ -208,7 +218,7 @@ class SearchPipeline:
                 raise InvalidQueryError(f"the query {query.modality.value} is empty")
             return query.data
         if query.path is None:
-            raise InvalidQueryError(f"a {query.modality.value} query needs a file")
+            raise InvalidQueryError(f"{_a(query.modality.value)} query needs a file")
         if query.path.is_dir():
             raise InvalidQueryError(f"the query {query.modality.value} is a folder, not a file: {query.path}")
         if not query.path.exists():

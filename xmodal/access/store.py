@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -79,6 +80,12 @@ class AccessStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            folder = Path(collection_dir)
+            if isinstance(exc, sqlite3.OperationalError) and folder.is_dir() and not os.access(folder, os.W_OK):
+                raise CollectionError(
+                    f"{folder} is read-only: API keys, access lists and serving write {ACCESS_DB} there "
+                    "(searching it works without them)"
+                ) from None
             raise CollectionError(f"{self.path}: not a valid access database ({exc})") from exc
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from xmodal.cli.common import common_parser, forget_access, parse_pairs, print_json
+from xmodal.cli.common import common_parser, forget_access, parse_pairs, print_json, printable
 
 
 def register(sub: Any) -> None:
@@ -29,13 +29,14 @@ def register(sub: Any) -> None:
 
 
 class TqdmProgress:
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "indexing") -> None:
         self._bar: Any = None
+        self.desc = desc
 
     def start(self, total: int) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, unit="file", desc="indexing", dynamic_ncols=True, file=sys.stderr)
+        self._bar = tqdm(total=total, unit="file", desc=self.desc, dynamic_ncols=True, file=sys.stderr)
 
     def advance(self, failed: int) -> None:
         if self._bar is not None:
@@ -58,22 +59,38 @@ def run(args: argparse.Namespace) -> int:
     if args.paths and not any(os.path.lexists(os.path.expanduser(p)) for p in args.paths):
         # a typo must not leave an empty new collection behind
         raise InvalidArgumentError(f"no such file or directory: {', '.join(args.paths)}")
+    quiet = args.quiet or args.json
     with Collection.open(
-        args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed
-    ) as coll:
+        args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed,
+        progress=None if quiet else TqdmProgress("re-embedding"),
+    ) as coll:  # fmt: skip
+        redone = coll.reembed_report
+        if redone is not None and not args.json:
+            kept = f" ({redone.missing} from their stored text: file gone or unreadable)" if redone.missing else ""
+            print(f"re-embedded {redone.updated} items{kept} in {redone.seconds:.1f}s")
         if not args.paths:
-            if not args.json:
+            if args.json:
+                print_json({"collection": str(coll.path), "items": len(coll), **_reembed_json(redone)})
+            else:
                 print(f"collection {coll.path}: {len(coll)} items")
             return 0
-        progress = None if (args.quiet or args.json) else TqdmProgress()
+        progress = None if quiet else TqdmProgress()
         report = coll.add(args.paths, metadata=meta, prune=args.prune, force=args.force, progress=progress)
     forget_access(args.collection, report.pruned_ids)
     if args.json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **_reembed_json(redone)})
     else:
         for path, reason in report.failures:
-            print(f"failed: {path}: {reason}", file=sys.stderr)
+            print(f"failed: {printable(path)}: {reason}", file=sys.stderr)
         print(report.summary())
     if report.interrupted:
         return 130
     return 1 if report.failed else 0
+
+
+def _reembed_json(report: Any) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return {
+        "reembed": {"items": report.updated, "from_stored_text": report.missing, "seconds": round(report.seconds, 3)}
+    }

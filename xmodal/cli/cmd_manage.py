@@ -25,7 +25,7 @@ def run_info(args: argparse.Namespace) -> int:
         print_json(stats)
     else:
         for key, value in stats.items():
-            print(f"{key:>12}: {value}")
+            print(f"{key:>12}: {_plain(value)}")
     return 0
 
 
@@ -43,3 +43,12 @@ def run_delete(args: argparse.Namespace) -> int:
     if deleted < len(set(args.ids)):
         raise NotFoundError(f"{len(set(args.ids)) - deleted} of the ids were not in the collection")
     return 0
+
+
+def _plain(value: Any) -> str:
+    """A stats value as text: {"image": 3, "text": 2} -> "image=3, text=2"; None -> "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "-"
+    return str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xmodal.cli.common import common_parser, fmt_time, parse_pairs, print_json
+from xmodal.cli.common import common_parser, fmt_time, parse_pairs, print_json, printable
 
 
 def register(sub: Any) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         snippet = (hit.snippet or "").replace("\n", " ")
         if len(snippet) > 70:
             snippet = snippet[:67] + "..."
-        print(f"{rank:>3}. {hit.score:6.3f}  {hit.modality.value:<5}  {hit.uri}{span}")
+        print(f"{rank:>3}. {hit.score:6.3f}  {hit.modality.value:<5}  {printable(hit.uri)}{span}")
         if snippet:
             print(f"              {snippet!r}")
     return 0

@@ -37,6 +37,14 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal line: control characters (a newline in a file name, an escape
+    sequence) shown escaped, so output cannot be forged or garbled by names."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from xmodal.errors import InvalidArgumentError
+from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.eval.metrics import DEFAULT_METRICS, evaluate, evaluate_per_query
 from xmodal.jsonl import iter_jsonl
 
@@ -27,6 +27,7 @@ class EvalQuery:
     value: str  # the text, or a resolved file path
     relevant: tuple[str, ...]
     line: int
+    where: str = ""  # file and line, for messages
 
 
 @dataclass
@@ -64,9 +65,11 @@ def load_queries(path: Path) -> list[EvalQuery]:
         queries.append(_parse_query(rec, where, lineno, path.parent))
     if not queries:
         raise InvalidArgumentError(f"{path}: no queries (expected one JSON object per line)")
-    ids = [q.qid for q in queries]
-    if len(set(ids)) != len(ids):
-        raise InvalidArgumentError(f"{path}: query ids are not unique")
+    first: dict[str, EvalQuery] = {}
+    for q in queries:
+        if q.qid in first:
+            raise InvalidArgumentError(f"{q.where}: query id {q.qid!r} is also the id of line {first[q.qid].line}")
+        first[q.qid] = q
     return queries
 
 
@@ -93,8 +96,15 @@ def _parse_query(rec: Any, where: str, lineno: int, base: Path) -> EvalQuery:
             raise InvalidArgumentError(f"{where}: {kind} query file {value} not found")
     else:
         raise InvalidArgumentError(f'{where}: "query" must be a string, {{"image": path}} or {{"audio": path}}')
-    qid = str(rec.get("id", f"line{lineno}"))
-    return EvalQuery(qid, kind, value, tuple(r.strip() for r in rel), lineno)
+    qid = rec.get("id")
+    if qid is not None and (not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip()):
+        raise InvalidArgumentError(f"{where}: 'id' must be a non-empty string or a number")
+    names = list(dict.fromkeys(r.strip() for r in rel))
+    # a file named twice (by its URI and by its bare name) is one relevant item, not two
+    named_by_uri = {PurePosixPath(r.replace("\\", "/")).name for r in names if "/" in r or "\\" in r}
+    names = [r for r in names if "/" in r or "\\" in r or r not in named_by_uri]
+    qid = f"line{lineno}" if qid is None else str(qid).strip()
+    return EvalQuery(qid, kind, value, tuple(names), lineno, where)
 
 
 def name_keys(uri: str) -> tuple[str, str]:
@@ -140,7 +150,11 @@ def evaluate_queries(
     qrels: dict[str, dict[str, int]] = {}
     for q in queries:
         qrels[q.qid] = {name: 1 for name in q.relevant}
-        run[q.qid] = _score_hits(search(q, k), set(q.relevant), k)
+        try:
+            hits = search(q, k)
+        except (InvalidQueryError, MediaError) as exc:  # an unusable query picture or clip: say which line
+            raise InvalidQueryError(f"{q.where or q.qid}: {exc}") from None
+        run[q.qid] = _score_hits(hits, set(q.relevant), k)
     cutoffs = sorted({*range(1, k + 1)})
     curve_metrics = [f"recall@{c}" for c in cutoffs]
     curve = evaluate(run, qrels, curve_metrics)
@@ -152,8 +166,14 @@ def evaluate_queries(
         recall_curve={c: curve[f"recall@{c}"] for c in cutoffs},
         unknown_relevant=unknown,
         warnings=warnings,
-        labels={q.qid: q.value if q.kind == "text" else f"{q.kind}: {PurePosixPath(q.value).name}" for q in queries},
+        labels={q.qid: _label(q) for q in queries},
     )
+
+
+def _label(q: EvalQuery) -> str:
+    """What the report shows for a query: what was asked, after its id when the file gave one."""
+    asked = q.value if q.kind == "text" else f"{q.kind}: {PurePosixPath(q.value).name}"
+    return asked if q.qid == f"line{q.line}" else f"{q.qid}: {asked}"
 
 
 def _score_hits(hits: Sequence[tuple[str, float]], relevant: set[str], k: int) -> dict[str, float]:
