@@ -15,6 +15,7 @@ from api_support import ApiEnv, FakeEncoder, api, make_env
 
 from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import NotFoundError
+from xmodal.ingest import item_id_for
 from xmodal.types import Modality
 
 __all__ = ["api"]
@@ -245,3 +246,96 @@ def test_finished_jobs_hold_a_bounded_number_of_listed_files(monkeypatch: pytest
         time.sleep(0.01)
     assert [j.id for j in queue.list()] == [big.id]  # the newest stays, whatever its size
     queue.close()
+
+
+class FailsOnSecondBatch(FakeEncoder):
+    batches = 0
+
+    def encode_batch(self, modality: Modality, inputs: Sequence[Any]) -> np.ndarray:
+        if len(inputs) > 1:
+            FailsOnSecondBatch.batches += 1
+            if FailsOnSecondBatch.batches == 2:
+                raise RuntimeError("out of memory")
+        return super().encode_batch(modality, inputs)
+
+
+def test_access_lists_follow_what_a_run_wrote(tmp_path: Path) -> None:
+    """A run that fails after writing a batch keeps the asked-for list on what it wrote (those
+    items are searchable); a run stopped early leaves files it never reached as they were."""
+    from xmodal.ingest import StopIngest
+
+    reg = EncoderRegistry()
+    reg.register("fake", lambda ref: FailsOnSecondBatch())
+    made = make_env(tmp_path, registry=reg)
+    env = next(made)
+    svc = env.client.app.state.service  # type: ignore[attr-defined]
+    admin, bob = svc.authenticate(env.keys["admin"]), env.h("bob")
+    svc.store.set_default_access(True)
+    folder = _docs(env, "eng", 40)
+    paths = sorted(folder.iterdir())
+    with pytest.raises(RuntimeError):
+        svc.add_files(admin, paths, None, ["group:eng"])
+    written = list(env.coll.items())
+    assert len(written) == 32  # the first batch
+    for item in written:  # not public by default: the list asked for stands
+        assert env.client.get(f"/items/{item.id}", headers=bob).status_code == 404
+    assert all(svc.store.acl(i) is None for i in (item_id_for(str(p)) for p in paths[32:]))
+
+    class StopAtFirst:
+        def start(self, total: int) -> None:
+            pass
+
+        def advance(self, failed: int) -> None:
+            raise StopIngest
+
+        def close(self) -> None:
+            pass
+
+    FailsOnSecondBatch.batches = -100  # no more failures
+    before = {item.id: svc.store.acl(item.id) for item in written}
+    result = svc.add_files(admin, paths[:5], None, ["public"], progress=StopAtFirst())
+    assert [x["name"] for x in result["items"]] == [paths[0].name] and result["report"]["interrupted"]
+    assert svc.store.acl(item_id_for(str(paths[0]))) == ["public"]
+    assert all(svc.store.acl(item_id_for(str(p))) == before[item_id_for(str(p))] for p in paths[1:5])
+    made.close()
+
+
+def test_a_job_waiting_for_a_writer_leaves_access_lists_alone(api: ApiEnv) -> None:
+    _docs(api, "memos", 3)
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+    version = svc.store.acl_version
+    with open(api.coll.path / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        job = api.client.post(
+            "/index", headers=api.h("admin"), json={"paths": ["memos"], "access": ["group:eng"], "wait": False}
+        ).json()
+        deadline = time.monotonic() + 30
+        while not svc.jobs.get(job["id"]).waiting and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.2)  # two more tries
+        assert svc.store.acl_version == version  # nothing set and put back while it waits
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert _wait(api, job["id"], "done")["result"]["report"]["added"] == 3
+
+
+def test_a_finished_job_outlives_older_ones_that_finished_later() -> None:
+    from xmodal.api import jobs as jobs_mod
+
+    queue = jobs_mod.JobQueue()
+    gate = threading.Event()
+
+    def slow(job: jobs_mod.Job) -> dict[str, Any]:
+        gate.wait(30)
+        return {"items": [], "report": {}}
+
+    first = queue.submit("admin", slow)
+    queued = [queue.submit("admin", lambda job: {}) for _ in range(jobs_mod.KEEP + 3)]
+    for job in queued:
+        queue.cancel(job.id)  # they finish (cancelled) before the first one
+    gate.set()
+    deadline = time.monotonic() + 30
+    while first.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.get(first.id).status == "done"  # the newest finished is kept
+    assert len(queue.list()) == jobs_mod.KEEP
+    assert queue.close()

@@ -335,6 +335,22 @@ def test_numbers_in_filters_match_however_they_were_written(tmp_path: Path, open
     # values typed on a command line are text
     assert len(coll.search("x", k=10, where={"n": ["1.0", "2"]})) == 4
     assert len(coll.search("x", k=10, where={"name": "cat.txt"})) == 1
+    # only a number's own spelling is widened: text like "1.10" or "007" stays text
+    coll.add([media / "animals" / "cat.txt"], metadata={"v": "1.1", "zip": "7"})
+    assert coll.search("x", k=10, where={"v": "1.10"}) == [] and coll.search("x", k=10, where={"zip": "007"}) == []
+    assert len(coll.search("x", k=10, where={"v": "1.1"})) == 1
+
+
+def test_a_collection_saved_with_settings_now_out_of_range_still_opens(tmp_path: Path, registry) -> None:
+    """Settings are checked when given, not when a collection saved with them opens."""
+    media = corpus(tmp_path / "media")
+    with Collection.open(tmp_path / "c", create=True, model=FAKE_MODEL, registry=registry, index="hnsw") as coll:
+        coll.add([media])
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["config"]["index"]["params"] = {"m": 512}  # allowed by an older version
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    with Collection.open(tmp_path / "c", registry=registry) as coll:
+        assert len(coll.search("cat", k=2)) == 2
 
 
 def test_metadata_given_again_applies_without_re_reading(tmp_path: Path, open_collection: Open) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -65,6 +66,7 @@ class Collection:
         self._verified = False
         self._index_generation = -1
         self._lock_depth = 0
+        self._lock_owner: int | None = None  # the thread that holds the write lock
         self._index_stale = False  # a write was cut off between the catalog and the index
         self.reembed_report: IngestReport | None = None  # of the last reembed()
         self.index = self._load_or_rebuild_index()
@@ -304,17 +306,29 @@ class Collection:
         self.manifest.update(extra)
         _write_json_atomic(self.path / MANIFEST, self.manifest)
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the collection's write lock for a block (:class:`CollectionBusyError` if another
+        writer has it); the thread holding it may call :meth:`add` and :meth:`delete` inside."""
+        return self._write_lock()
+
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
         if self.catalog.read_only:
             raise CollectionError(f"{self.path} is read-only: it can be searched, not changed")
+        if self._lock_owner == threading.get_ident():  # this thread holds it (see writing())
+            yield
+            return
         with self._try_write_lock() as held:
             if not held:
                 raise CollectionBusyError(
                     f"another writer (an `xmodal index` or a server request) is changing {self.path}; "
                     "try again when it is done"
                 )
-            yield
+            self._lock_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = None
 
     @contextlib.contextmanager
     def _try_write_lock(self) -> Iterator[bool]:
@@ -463,6 +477,7 @@ class Collection:
     def _write_items(self, entries: Sequence[tuple[Item, int, list[VectorRecord]]]) -> None:
         removed_all: list[int] = []
         added: list[tuple[int, np.ndarray]] = []
+        was_stale = self._index_stale  # an earlier write cut off: only a rebuild repairs it
         self._index_stale = True  # until the index has what the catalog committed
         with self.catalog.transaction():
             for item, mtime_ns, records in entries:
@@ -478,7 +493,7 @@ class Collection:
         # the writer's own index is current (a search in between, as the API allows, must not
         # take the new generation for another process's write and rebuild)
         self._index_generation = self.catalog.generation
-        self._index_stale = False
+        self._index_stale = was_stale
 
     def _save_after_write(self) -> None:
         """End of a write: save the index, rebuilt first from the catalog if the write was cut

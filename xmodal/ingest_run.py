@@ -106,12 +106,13 @@ class IngestRun:
                 total += ex.clip.samples.nbytes
         return total
 
-    def _unchanged(self, item_id: str) -> None:
+    def _unchanged(self, item_id: str, uri: str) -> None:
         """An unchanged file is not read again, but metadata given now still applies to it."""
         if self.metadata and self.coll._set_metadata(item_id, self.metadata):
             self.report.metadata_updated += 1
         else:
             self.report.unchanged += 1
+        self.report.handled.append(uri)
 
     def _fail(self, path: Path, reason: str) -> None:
         self.report.failures.append((str(path), reason))
@@ -126,7 +127,7 @@ class IngestRun:
         uri = str(path)
         state = self.coll.catalog.file_state(uri)
         if state and not self.force and state.size == st.st_size and state.mtime_ns == st.st_mtime_ns:
-            self._unchanged(state.item_id)
+            self._unchanged(state.item_id, uri)
             return
         try:
             digest = hash_file(path)
@@ -138,7 +139,7 @@ class IngestRun:
             return
         if state and not self.force and state.content_hash == digest:
             self.coll.catalog.touch(state.item_id, st.st_mtime_ns)
-            self._unchanged(state.item_id)
+            self._unchanged(state.item_id, uri)
             return
         try:
             decoded = decode_file(path, self.coll.config.limits)
@@ -202,6 +203,7 @@ class IngestRun:
                 self.report.added += 1
             key = item.modality.value
             self.report.by_modality[key] = self.report.by_modality.get(key, 0) + 1
+            self.report.handled.append(item.uri)
         self.pending = []
 
     def _prune_or_count(self, paths: list[str | Path], seen: set[str], prune: bool) -> None:

@@ -142,7 +142,9 @@ def _json_texts(value: Any) -> list[str]:
         if not utf8_text(value):
             raise InvalidArgumentError("filter values must be valid UTF-8 text")
         if _NUMBER.match(value):  # from the command line every value is text: "1004.0" matches 1004
-            return sorted({value, *_json_texts(float(value) if "." in value else int(value))})
+            number = float(value) if "." in value else int(value)
+            if (repr(number) if isinstance(number, float) else str(number)) == value:  # not "007", "1.10"
+                return sorted({value, *_json_texts(number)})
         return [value]
     if isinstance(value, bool):
         return ["1" if value else "0"]  # json_extract gives SQLite integers for booleans

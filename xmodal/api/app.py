@@ -72,8 +72,7 @@ def build_app(settings: ServeSettings, collection: Collection | None = None) -> 
         finally:
             if task is not None:
                 task.cancel()
-            service.close()
-            if owned:
+            if service.close() and owned:  # not under a job that would not stop
                 coll.close()
 
     app = FastAPI(

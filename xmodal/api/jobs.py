@@ -134,8 +134,9 @@ class JobQueue:
                 self._finish(job, "cancelled")
         return job
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Cancel every job and wait for the running one to stop between files."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Cancel every job and wait for the running one to stop between files (one file can
+        take minutes: a long recording). False if it is still running after ``timeout``."""
         with self._lock:
             self._closed = True
             for job in self._jobs.values():
@@ -144,6 +145,10 @@ class JobQueue:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning("an index job is still running after %s s; the collection is left open", timeout)
+                return False
+        return True
 
     def _next(self) -> tuple[Job, Work] | None:
         with self._lock:
@@ -183,14 +188,15 @@ class JobQueue:
     def _finish(self, job: Job, status: str) -> None:
         """With ``self._lock`` held."""
         job.status, job.finished_at = status, time.time()
-        finished = [j for j in self._jobs.values() if j.finished_at is not None]
-        for old in finished[: max(0, len(finished) - KEEP)]:
-            del self._jobs[old.id]
+        # the oldest finished go first; never the one finishing now (jobs finish out of order:
+        # a queued job cancelled while another runs)
+        finished = sorted((j for j in self._jobs.values() if j.finished_at is not None and j is not job),
+                          key=lambda j: j.finished_at or 0.0)  # fmt: skip
+        drop = max(0, len(finished) + 1 - KEEP)
         # results list every file: large ones push older jobs out sooner (memory stays bounded)
-        finished = [j for j in self._jobs.values() if j.finished_at is not None]
-        held = sum(_n_items(j) for j in finished)
-        for old in finished[:-1]:
-            if held <= KEEP_ITEMS:
+        held = _n_items(job) + sum(_n_items(j) for j in finished)
+        for i, old in enumerate(finished):
+            if i >= drop and held <= KEEP_ITEMS:
                 break
             held -= _n_items(old)
             del self._jobs[old.id]

@@ -318,7 +318,7 @@ def check_range(header: str | None, size: int) -> None:
     unit, _, specs = header.partition("=")
     if unit.strip().lower() != "bytes" or not specs.strip():
         raise InvalidArgumentError("Range header must be bytes=START-END[,...]")
-    satisfiable = False
+    satisfiable = size > 0  # Starlette answers 416 if any one range is past the end
     for spec in specs.split(","):
         m = _RANGE_SPEC.match(spec.strip())
         if m is None or not (m.group(1) or m.group(2)) or len(spec) > 40:
@@ -326,7 +326,7 @@ def check_range(header: str | None, size: int) -> None:
         start, end = m.group(1), m.group(2)
         if start and end and int(start) > int(end):
             raise InvalidArgumentError(f"Range header: start {start} is after end {end}")
-        satisfiable |= int(start) < size if start else int(end) > 0
+        satisfiable &= int(start) < size if start else int(end) > 0
     if not satisfiable:
         raise RangeNotSatisfiableError(f"Range header: the file has {size:,} bytes", size)
 

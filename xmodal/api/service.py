@@ -37,6 +37,7 @@ from xmodal.types import Hit, Item, Modality
 
 ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_CACHED_K = 100
+JOB_STOP_WAIT_S = 900.0  # at shutdown, for a job to reach the end of the file in hand
 JOB_LOCK_POLL_S = 0.5  # how often a job waiting for another writer tries again
 
 
@@ -243,25 +244,31 @@ class Service:
         self.require_admin(principal)
         meta = check_metadata(metadata)
         ids = [item_id_for(str(p.absolute())) for p in paths]
-        with self.lock:
+        with self.lock, self.coll.writing():  # busy: fails here, before any access list changes
             before = self.store.acl_snapshot(ids) if access is not None else {}
             if access is not None:
                 self.store.set_acl(ids, access)
+            started = time.time()
             try:
                 with self.encode_lock:  # ingest runs the same tokenizer/OCR/ASR as query encoding
                     let_in = _LetOthersIn(self.lock, self.encode_lock, progress)
                     report = self.coll.add(paths, metadata=meta, progress=let_in)
-                present = self.coll.catalog.items_by_id(ids)
             except BaseException:
-                self.store.restore_acls(before)  # the request failed: its access lists never applied
+                # items this run wrote keep the access list asked for (they are in the index);
+                # every other one gets back the list it had
+                written = {i for i, item in self.coll.catalog.items_by_id(ids).items() if item.updated_at >= started}
+                self.store.restore_acls({i: acl for i, acl in before.items() if i not in written})
                 raise
+            present = self.coll.catalog.items_by_id(ids)
             failed = {p for p, _ in report.failures}
+            handled = {str(Path(u).absolute()) for u in report.handled}
             items = [
                 {"id": i, "uri": str(p.absolute()), "name": p.name}
                 for i, p in zip(ids, paths, strict=True)
-                if i in present and str(p.absolute()) not in failed
+                if i in present and str(p.absolute()) in handled and str(p.absolute()) not in failed
             ]
-            # files that were not indexed (failed, or after a stop) keep the access lists they had
+            # files that were not indexed (failed, or not reached before a stop) keep the
+            # access lists they had
             indexed = {x["id"] for x in items}
             self.store.restore_acls({i: acl for i, acl in before.items() if i not in indexed})
         # No cache flush: result keys carry each principal's view digest, which this write
@@ -338,13 +345,15 @@ class Service:
         anyway; this frees them at once)."""
         self.results.discard_if(lambda hits: any(h.id in ids for h in hits))
 
-    def close(self) -> None:
+    def close(self) -> bool:
         """Waits for work that holds the lock (a retention pass in its worker thread, which task
         cancellation does not stop) so the store is never closed under it; index jobs stop
-        between files first."""
-        self.jobs.close()
+        between files first. False (nothing closed) if a job would not stop in time."""
+        if not self.jobs.close(timeout=JOB_STOP_WAIT_S):
+            return False
         with self.lock:
             self.store.close()
+        return True
 
 
 class _LetOthersIn:

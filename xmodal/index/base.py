@@ -41,22 +41,26 @@ class VectorIndex(ABC):
     """
 
     kind: ClassVar[str] = "base"
-    # the settings this engine takes: name -> (int, low, high) or (str, allowed values or None)
-    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    # the settings this engine takes: name -> (int, low, high) or (str, allowed values or None);
+    # None: not declared (a plugin), any dict is passed on unchecked
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]] | None] = None
 
     def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         if dim <= 0:
             raise InvalidArgumentError(f"index dimension must be positive, got {dim}")
         self.dim = int(dim)
         self.location = location
-        self.params = self.check_params(params)
+        self.params = params
 
     @classmethod
     def check_params(cls, params: Any) -> dict[str, Any]:
         """Refuse settings this engine does not take, or values out of range, before anything
-        is built (an HNSW graph with a negative degree would exhaust memory)."""
+        is built (an HNSW graph with a negative degree would exhaust memory). Checked when a
+        collection is given settings, not when one saved with them opens."""
         if not isinstance(params, dict):
             raise InvalidArgumentError(f"index settings must be a dict of name -> value, got {params!r}")
+        if cls.PARAMS is None:
+            return dict(params)
         for key, value in params.items():
             spec = cls.PARAMS.get(key)
             if spec is None:

@@ -53,6 +53,7 @@ class FaissFlatIndex(VectorIndex):
     """Exact search: every query is compared with every stored vector."""
 
     kind = "flat"
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]] | None] = {}
 
     def __init__(self, dim: int, location: Path | None = None, **params: Any) -> None:
         super().__init__(dim, location, **params)
@@ -106,7 +107,7 @@ class FaissHNSWIndex(VectorIndex):
 
     kind = "hnsw"
     COMPACT_RATIO = 0.25
-    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]] | None] = {
         "m": (int, 2, 256),  # graph degree
         "ef_construction": (int, 1, 4096),
         "ef_search": (int, 1, 32768),

@@ -36,7 +36,7 @@ def _client(uri: str) -> Any:
 
 class MilvusIndex(VectorIndex):
     kind = "milvus"
-    PARAMS: ClassVar[dict[str, tuple[Any, ...]]] = {
+    PARAMS: ClassVar[dict[str, tuple[Any, ...]] | None] = {
         "uri": (str, None),  # a Milvus server (http://host:19530); default: milvus-lite in the collection
         "collection": (str, None),
         "index_type": (str, ("FLAT", "HNSW")),
