@@ -339,6 +339,11 @@ def test_numbers_in_filters_match_however_they_were_written(tmp_path: Path, open
     coll.add([media / "animals" / "cat.txt"], metadata={"v": "1.1", "zip": "7"})
     assert coll.search("x", k=10, where={"v": "1.10"}) == [] and coll.search("x", k=10, where={"zip": "007"}) == []
     assert len(coll.search("x", k=10, where={"v": "1.1"})) == 1
+    # a boolean is not the number 1; typed on a command line it is "true"
+    coll.add([media / "money" / "invoice.txt"], metadata={"paid": True})
+    assert names(coll.search("x", k=10, where={"paid": True})) == names(coll.search("x", k=10, where={"paid": "true"}))
+    assert names(coll.search("x", k=10, where={"paid": "true"})) == ["invoice.txt"]
+    assert coll.search("x", k=10, where={"paid": 1}) == [] and coll.search("x", k=10, where={"n": True}) == []
 
 
 def test_a_collection_saved_with_settings_now_out_of_range_still_opens(tmp_path: Path, registry) -> None:

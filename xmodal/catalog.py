@@ -114,11 +114,13 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
 # A metadata value as text. Integers compare by their JSON text (the "->" operator, SQLite
 # >= 3.38): json_extract turns ones beyond 64 bits into floats, so 18446744073709551617 would
 # never match; older SQLite falls back to json_extract for them too.
+# Booleans compare as 'true'/'false' (json_extract would give 1/0, equal to the number 1).
 _META_TEXT = (
-    "(CASE json_type(i.metadata, ?) WHEN 'integer' THEN i.metadata -> ? "
-    "ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END)"
+    "(CASE json_type(i.metadata, ?) WHEN 'integer' THEN i.metadata -> ? WHEN 'true' THEN 'true' "
+    "WHEN 'false' THEN 'false' ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END)"
     if sqlite3.sqlite_version_info >= (3, 38)
-    else "CAST(json_extract(i.metadata, ?) AS TEXT)"
+    else "(CASE json_type(i.metadata, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+    "ELSE CAST(json_extract(i.metadata, ?) AS TEXT) END)"
 )
 
 

@@ -147,7 +147,7 @@ def _json_texts(value: Any) -> list[str]:
                 return sorted({value, *_json_texts(number)})
         return [value]
     if isinstance(value, bool):
-        return ["1" if value else "0"]  # json_extract gives SQLite integers for booleans
+        return ["true" if value else "false"]  # as the catalog spells stored booleans (not 1/0)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgumentError(f"filter values must be finite numbers, got {value}")
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
