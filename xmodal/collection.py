@@ -534,15 +534,20 @@ class Collection:
         return report
 
 
+def _listed(values: Any) -> list[Any] | None:
+    """The elements of a list-like argument, or None for anything else (bytes, a dict, 5)."""
+    return list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
+
+
 def _strings(values: Any, what: str) -> list[str]:
-    items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
+    items = _listed(values)
     if items is None or not all(isinstance(v, str) and utf8_text(v) for v in items):
         raise InvalidArgumentError(f"{what} must be text (one string, or a list of them)")
     return items
 
 
 def _paths(values: Any) -> list[str | Path]:
-    items = list(values) if isinstance(values, Iterable) and not isinstance(values, bytes | dict) else None
+    items = _listed(values)
     if items is None or not all(isinstance(v, str | os.PathLike) and str(v).strip() for v in items):
         raise InvalidArgumentError("paths must be files or folders given as str or Path (one, or a list of them)")
     if any("\x00" in str(v) for v in items):

@@ -178,16 +178,10 @@ class Embedder:
         tower = self.tower("image")
         return tower.text_query_for_images(text_vector) if tower is not None else None
 
-    def encode_query_image(self, image: Any) -> np.ndarray:
-        """One row per way the picture can match: its look (the image tower) and, when OCR
-        finds words in it, its text. The search ranks items by each row apart and merges the
-        rankings by reciprocal-rank fusion (``SearchPipeline.search_vector``)."""
-        look, words = self.query_image_parts(image)
-        return np.vstack([row for row in (look, words) if row is not None])
-
     def query_image_parts(self, image: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The query picture's look (image tower) and the text vector of the words OCR read
-        in it; either may be None, not both."""
+        """The ways a query picture can match: its look (image tower) and the text vector of
+        the words OCR read in it; either may be None, not both. The search ranks items by each
+        apart and merges the rankings by reciprocal-rank fusion (``SearchPipeline.search_vector``)."""
         tower = self.tower("image")
         look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None else None
         ex = self.extract_image(image) if self.config.model.ocr else None

@@ -65,7 +65,7 @@ class IngestReport:
     seconds: float = 0.0
     interrupted: bool = False
     pruned_ids: list[str] = field(default_factory=list)
-    handled: list[str] = field(default_factory=list)  # URIs gone through: added, updated or unchanged
+    handled: list[str] = field(default_factory=list)  # URIs written or unchanged (never a failed one)
 
     @property
     def failed(self) -> int:

@@ -189,10 +189,8 @@ class SearchPipeline:
                 raise InvalidQueryError("the query is empty")
             if len(text) > MAX_QUERY_CHARS:
                 raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:  # bytes from a non-UTF-8 terminal, or a lone surrogate
-                raise InvalidQueryError("the query is not valid UTF-8 text") from None
+            if not utf8_text(text):  # bytes from a non-UTF-8 terminal, or a lone surrogate
+                raise InvalidQueryError("the query is not valid UTF-8 text")
             return self._as_text_query(self.embedder.encode_query_text(text))
         src = self._source(query)
         try:
@@ -283,24 +281,21 @@ class SearchPipeline:
         if isinstance(vector, TextQueryVectors):
             return self._finish(self._split_ranked(vector, k, allow), k, query)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
+        if isinstance(vector, np.ndarray) and np.atleast_2d(vector).shape[0] > 1:
+            vector = QueryRows(tuple(np.atleast_2d(vector)))
         if isinstance(vector, QueryRows):
+            # each row ranked to a fixed depth, so the fused list does not depend on k; plain
+            # rows share one index call
             depth = max(k, RRF_DEPTH)
+            plain = [np.atleast_2d(row) for row in vector.rows if not isinstance(row, TextQueryVectors)]
+            found = iter(self._best_items(np.vstack(plain), depth, allow, n_vectors) if plain else [])
             per_row = [
-                self._split_best(row, depth, allow)
-                if isinstance(row, TextQueryVectors)
-                else self._best_items(np.atleast_2d(row), depth, allow, n_vectors)[0]
+                self._split_best(row, depth, allow) if isinstance(row, TextQueryVectors) else next(found)
                 for row in vector.rows
             ]
             return self._finish(rrf_merge(per_row, k, depth), k, query)
-        rows = np.atleast_2d(vector)
-        # several rows: rank each to a fixed depth, so the fused list does not depend on k
-        depth = k if len(rows) == 1 else max(k, RRF_DEPTH)
-        per_row = self._best_items(rows, depth, allow, n_vectors)
-        if len(per_row) == 1:
-            ranked = sorted(per_row[0].values(), key=lambda t: (-t[0], t[1]))[:k]
-        else:
-            ranked = rrf_merge(per_row, k, depth)
-        return self._finish(ranked, k, query)
+        best = self._best_items(np.atleast_2d(vector), k, allow, n_vectors)[0]
+        return self._finish(sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k], k, query)
 
     def _finish(self, ranked: list[tuple[float, int]], k: int, query: Query | None) -> list[Hit]:
         hits = self._hits(ranked)

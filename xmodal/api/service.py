@@ -259,13 +259,12 @@ class Service:
                 written = {i for i, item in self.coll.catalog.items_by_id(ids).items() if item.updated_at >= started}
                 self.store.restore_acls({i: acl for i, acl in before.items() if i not in written})
                 raise
-            present = self.coll.catalog.items_by_id(ids)
-            failed = {p for p, _ in report.failures}
+            # the files the run went through (written or unchanged; never a failed one)
             handled = {str(Path(u).absolute()) for u in report.handled}
             items = [
                 {"id": i, "uri": str(p.absolute()), "name": p.name}
                 for i, p in zip(ids, paths, strict=True)
-                if i in present and str(p.absolute()) in handled and str(p.absolute()) not in failed
+                if str(p.absolute()) in handled
             ]
             # files that were not indexed (failed, or not reached before a stop) keep the
             # access lists they had
