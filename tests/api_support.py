@@ -153,6 +153,13 @@ def make_env(tmp: Path, registry: EncoderRegistry | None = None, **settings_kw: 
     coll.close()
 
 
+def make_env_with(tmp: Path, encoder: Encoder, **settings_kw: Any) -> Iterator[ApiEnv]:
+    """An app whose "fake" model is this one encoder instance (a model loaded once per process)."""
+    reg = EncoderRegistry()
+    reg.register("fake", lambda ref: encoder)
+    return make_env(tmp, registry=reg, **settings_kw)
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[ApiEnv]:
     yield from make_env(tmp_path)

@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from api_support import ApiEnv, FakeEncoder, make_env
+from api_support import ApiEnv, FakeEncoder, make_env_with
 
 from xmodal.api.service import SearchRequest
-from xmodal.encoders.registry import EncoderRegistry
 from xmodal.search import Query
 from xmodal.types import Modality
 
@@ -39,10 +38,7 @@ class OneThreadEncoder(FakeEncoder):
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[ApiEnv]:
-    reg = EncoderRegistry()
-    encoder = OneThreadEncoder()  # one instance, like a model loaded once per process
-    reg.register("fake", lambda ref: encoder)
-    yield from make_env(tmp_path, registry=reg)
+    yield from make_env_with(tmp_path, OneThreadEncoder())
 
 
 def test_search_during_upload_does_not_share_the_model(guarded: ApiEnv) -> None:
@@ -94,10 +90,7 @@ class SlowBatchEncoder(OneThreadEncoder):
 
 
 def test_searches_run_while_one_large_index_request_runs(tmp_path: Path) -> None:
-    reg = EncoderRegistry()
-    encoder = SlowBatchEncoder()
-    reg.register("fake", lambda ref: encoder)
-    made = make_env(tmp_path, registry=reg)
+    made = make_env_with(tmp_path, SlowBatchEncoder())
     env = next(made)
     svc = env.client.app.state.service  # type: ignore[attr-defined]
     admin, alice = svc.authenticate(env.keys["admin"]), svc.authenticate(env.keys["alice"])

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from api_support import ApiEnv, FakeEncoder, api, make_env
+from api_support import ApiEnv, FakeEncoder, api, make_env_with
 
-from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import NotFoundError
 from xmodal.ingest import item_id_for
 from xmodal.types import Modality
@@ -39,9 +38,7 @@ class GatedEncoder(FakeEncoder):
 @pytest.fixture
 def gated(tmp_path: Path) -> Iterator[tuple[ApiEnv, GatedEncoder]]:
     encoder = GatedEncoder()
-    reg = EncoderRegistry()
-    reg.register("fake", lambda ref: encoder)
-    made = make_env(tmp_path, registry=reg)
+    made = make_env_with(tmp_path, encoder)
     env = next(made)
     yield env, encoder
     encoder.gate.set()  # never leave the worker waiting at shutdown
@@ -144,9 +141,7 @@ def test_job_requests_with_bad_input_fail_at_once(api: ApiEnv) -> None:
 
 def test_shutdown_stops_a_running_job_between_files(tmp_path: Path) -> None:
     encoder = GatedEncoder()
-    reg = EncoderRegistry()
-    reg.register("fake", lambda ref: encoder)
-    made = make_env(tmp_path, registry=reg)
+    made = make_env_with(tmp_path, encoder)
     env = next(made)
     _docs(env, "big", 100)
     job = env.client.post("/index", headers=env.h("admin"), json={"paths": ["big"], "wait": False}).json()
@@ -264,9 +259,7 @@ def test_access_lists_follow_what_a_run_wrote(tmp_path: Path) -> None:
     items are searchable); a run stopped early leaves files it never reached as they were."""
     from xmodal.ingest import StopIngest
 
-    reg = EncoderRegistry()
-    reg.register("fake", lambda ref: FailsOnSecondBatch())
-    made = make_env(tmp_path, registry=reg)
+    made = make_env_with(tmp_path, FailsOnSecondBatch())
     env = next(made)
     svc = env.client.app.state.service  # type: ignore[attr-defined]
     admin, bob = svc.authenticate(env.keys["admin"]), env.h("bob")

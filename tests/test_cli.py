@@ -233,6 +233,20 @@ def test_ocr_library_logs_stay_quiet_after_it_resets_its_level() -> None:
     assert seen == ["a real failure", "outside a command"]
 
 
+def _unprivileged_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``xmodal ARGV`` in a child that honours file permissions, with the test text encoder
+    registered as ``bow``."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = (
+        "import sys; from tests.conftest import BagOfWordsEncoder; "
+        "from xmodal.encoders.registry import default_registry; "
+        "default_registry().register('bow', BagOfWordsEncoder); "
+        "from xmodal.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cmd = [*_unprivileged(), sys.executable, "-c", script, *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
 def _unprivileged() -> list[str]:
     """A prefix that makes the child honour file permissions. Root reads everything, so drop
     the capabilities that let it (setpriv, from util-linux)."""
@@ -249,17 +263,7 @@ def test_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
     root = media(tmp_path / "m")
     secret = png(root / "secret.png")
     secret.chmod(0)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    script = (
-        "import sys; from tests.conftest import BagOfWordsEncoder; "
-        "from xmodal.encoders.registry import default_registry; "
-        "default_registry().register('bow', BagOfWordsEncoder); "
-        "from xmodal.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    )
-    argv = [*_unprivileged(), sys.executable, "-c", script, "index", str(root), "--model", "bow"]
-    proc = subprocess.run(
-        [*argv, "-c", str(tmp_path / "c"), "-q"], capture_output=True, text=True, env=env, check=False
-    )
+    proc = _unprivileged_cli("index", str(root), "--model", "bow", "-c", str(tmp_path / "c"), "-q")
     assert proc.returncode == 1, proc.stderr
     assert "secret.png: permission denied" in proc.stderr and "Traceback" not in proc.stderr
     assert "3 added" in proc.stdout and "1 failed" in proc.stdout
@@ -272,18 +276,10 @@ def test_a_read_only_collection_can_be_searched(tmp_path: Path, capsys: pytest.C
     (coll / "index" / "state.json").unlink()  # the index must be rebuilt, in memory only
     for path in [coll, *coll.rglob("*")]:
         path.chmod(path.stat().st_mode & ~0o222)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    script = (
-        "import sys; from tests.conftest import BagOfWordsEncoder; "
-        "from xmodal.encoders.registry import default_registry; "
-        "default_registry().register('bow', BagOfWordsEncoder); "
-        "from xmodal.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    )
     before = sorted(p.name for p in coll.rglob("*"))
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        cmd = [*_unprivileged(), sys.executable, "-c", script, *argv, "-c", str(coll)]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        return _unprivileged_cli(*argv, "-c", str(coll))
 
     try:
         proc = cli("search", "quarterly revenue", "-k", "1")
