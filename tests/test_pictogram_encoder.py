@@ -202,3 +202,74 @@ def test_float16_storage_halves_the_weights(tmp_path) -> None:  # type: ignore[n
     assert (d / "model.safetensors").stat().st_size < 0.6 * size
     assert np.allclose(PictogramEncoder(str(d)).encode_images(_pictures()), vecs, atol=5e-3)
     assert oct((d / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+def test_an_open_collection_follows_a_model_retrained_in_place(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`xmodal serve` loaded MODEL_DIR; the user retrains into the same folder and re-embeds with
+    `xmodal index --reembed` (another process): the server's next search loads the new weights
+    instead of failing with "encoder changed" until a restart."""
+    from safetensors.torch import load_file, save_file
+
+    from xmodal.collection import Collection
+    from xmodal.config import ModelConfig
+    from xmodal.encoders.registry import EncoderRegistry
+    from xmodal.search import Query
+
+    model_dir = _tiny_model_dir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    for i, im in enumerate(_pictures()):
+        im.save(tmp_path / "pics" / f"p{i}.png")
+    model = ModelConfig(image=str(model_dir), ocr=None, asr=None)
+    server = Collection.open(tmp_path / "c", create=True, model=model, registry=EncoderRegistry())
+    server.add([tmp_path / "pics"])
+    query = Query.image(tmp_path / "pics" / "p6.png")
+    assert server.search(query, k=1)[0].uri.endswith("p6.png")
+    old_vec = server.embedder.tower("image").encode_images([_icon()])  # type: ignore[union-attr]
+    state = load_file(str(model_dir / "model.safetensors"))  # "retrain": other weights, new version
+    save_file({k: (v * 1.5 if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+              str(model_dir / "model.safetensors"))  # fmt: skip
+    (model_dir / "xmodal_encoder.json").write_text(json.dumps({"encoder": "pictogram", "version": "t2"}))
+    Collection.open(tmp_path / "c", registry=EncoderRegistry(), reembed=True).close()  # the other process
+    hits = server.search(query, k=1)
+    with Collection.open(tmp_path / "c", registry=EncoderRegistry()) as fresh:  # as after a restart
+        again = fresh.search(query, k=1)
+    assert hits[0].uri.endswith("p6.png") and hits[0].score == pytest.approx(again[0].score, abs=1e-6)
+    assert server.encoder_change() is None
+    new_vec = server.embedder.tower("image").encode_images([_icon()])  # type: ignore[union-attr]
+    assert not np.allclose(old_vec, new_vec, atol=1e-4)
+    server.close()
+
+
+def test_reloading_a_model_keeps_other_collections_on_their_weights(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two collections share one registry and MODEL_DIR; the folder is retrained and only the
+    first is re-embedded (in this process): the second keeps encoding with the weights its
+    vectors came from, and says so once it is asked to check."""
+    from safetensors.torch import load_file, save_file
+
+    from xmodal.collection import Collection
+    from xmodal.config import ModelConfig
+    from xmodal.encoders.registry import EncoderRegistry
+
+    model_dir = _tiny_model_dir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    _icon().save(tmp_path / "pics" / "tri.png")
+    registry = EncoderRegistry()
+    model = ModelConfig(image=str(model_dir), ocr=None, asr=None)
+    a = Collection.open(tmp_path / "a", create=True, model=model, registry=registry)
+    b = Collection.open(tmp_path / "b", create=True, model=model, registry=registry)
+    a.add([tmp_path / "pics"])
+    b.add([tmp_path / "pics"])
+    b_vec = b.embedder.tower("image").encode_images([_icon()])  # type: ignore[union-attr]
+    state = load_file(str(model_dir / "model.safetensors"))
+    save_file({k: (v * 1.5 if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+              str(model_dir / "model.safetensors"))  # fmt: skip
+    (model_dir / "xmodal_encoder.json").write_text(json.dumps({"encoder": "pictogram", "version": "t2"}))
+    a.reembed(model)  # picks up the retrained folder
+    assert a.embedder.tower("image").version == "pictogram:t2"  # type: ignore[union-attr]
+    assert b.embedder.tower("image").version == "pictogram:t"  # type: ignore[union-attr]
+    assert np.allclose(b.embedder.tower("image").encode_images([_icon()]), b_vec)  # type: ignore[union-attr]
+    assert b.encoder_change() is None  # its own weights still make its vectors
+    a.close()
+    b.close()
+    with Collection.open(tmp_path / "b", registry=EncoderRegistry()) as restarted:
+        assert "pictogram:t -> pictogram pictogram:t2" in (restarted.encoder_change() or "")

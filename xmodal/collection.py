@@ -362,9 +362,21 @@ class Collection:
         if self._verified:
             return
         change = self.encoder_change()
+        if change and self._reload_changed_models():
+            change = self.encoder_change()
         if change:
             raise EncoderMismatchError(f"{self.path}: {change}; re-embed with: xmodal index --reembed -c {self.path}")
         self._verified = True
+
+    def _reload_changed_models(self) -> bool:
+        """A model directory rewritten since this process loaded it (retrained into the same
+        folder, then the collection re-embedded by another process): load it again."""
+        specs = self.config.model.towers().values()
+        if not any([self.registry.reload_if_changed(spec) for spec in specs]):
+            return False
+        self.embedder = Embedder(self.config, self.registry)
+        self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
+        return True
 
     # ---- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -514,6 +526,8 @@ class Collection:
             raise InvalidArgumentError(f"reembed takes a ModelConfig, got {model!r}")
         with self._write_lock():
             new_config = replace(self.config, model=model)
+            for spec in model.towers().values():  # a folder retrained since this process loaded it
+                self.registry.reload_if_changed(spec)
             embedder = Embedder(new_config, self.registry)
             infos = embedder.infos()
             state = {

@@ -38,9 +38,14 @@ class Embedder:
         self.registry = registry
         self._ocr: OcrEngine | None = None
         self._asr: SpeechRecognizer | None = None
+        # the instances this embedder encodes with, kept even if the registry later reloads a
+        # model directory: vectors of one collection must all come from the same weights
+        self._towers: dict[str, Encoder] = {}
 
     # ---- models (lazy) ----------------------------------------------------------------------
     def tower(self, role: str) -> Encoder | None:
+        if role in self._towers:
+            return self._towers[role]
         spec = self.config.model.towers().get(role)
         if spec is None:
             return None
@@ -56,6 +61,7 @@ class Embedder:
                     f"{role} encoder {spec!r} lives in space {encoder.space!r} ({encoder.dim}-d), "
                     f"not the text hub's {hub.space!r} ({hub.dim}-d)"
                 )
+        self._towers[role] = encoder
         return encoder
 
     @property

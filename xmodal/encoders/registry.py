@@ -1,7 +1,10 @@
 """Find encoders by spec: ``name`` or ``name:ref`` (ref = a local directory or hub id), or a path.
 
 Built-in encoders register through the same door as plugins: the ``xmodal.encoders`` entry-point
-group. Loaded encoders are cached per registry, so a process loads each model once.
+group. Loaded encoders are cached per registry, so a process loads each model once; a model
+directory rewritten since (a retrain into the same ``--out``) is loaded again by
+:meth:`EncoderRegistry.reload_if_changed`, which a collection calls when its stored vectors no
+longer match the cached model.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class EncoderRegistry:
     def __init__(self) -> None:
         self._factories: dict[str, EncoderFactory] = {}
         self._cache: dict[tuple[str, str | None], Encoder] = {}
+        self._stamps: dict[tuple[str, str | None], Stamp] = {}
         self._lock = threading.Lock()
         self._entry_points_loaded = False
 
@@ -124,11 +128,42 @@ class EncoderRegistry:
         key = (name, ref)
         with self._lock:
             if key not in self._cache:
+                stamp = directory_stamp(ref)
                 encoder = self.factory(name)(ref)
                 if not isinstance(encoder, Encoder):
                     raise ModelError(f"encoder factory {name!r} did not return an Encoder")
-                self._cache[key] = encoder
+                self._cache[key], self._stamps[key] = encoder, stamp
             return self._cache[key]
+
+    def reload_if_changed(self, spec: str) -> bool:
+        """Forget a cached encoder whose model directory's files changed since it loaded (the
+        next :meth:`load` reads them again); True if it did. Never-loaded specs and models
+        without a directory (the bundled ones, hub ids) are left alone."""
+        name, ref = split_spec(spec)
+        key = (name, ref)
+        with self._lock:
+            if key not in self._cache or directory_stamp(ref) == self._stamps.get(key):
+                return False
+            del self._cache[key], self._stamps[key]
+            return True
+
+
+Stamp = tuple[tuple[str, int, int], ...] | None
+
+
+def directory_stamp(ref: str | None) -> Stamp:
+    """Name, size and modification time of each file in a model directory (not recursive; a
+    retrain or a copy rewrites the top-level weights and config); None when ``ref`` is not one."""
+    if ref is None:
+        return None
+    path = Path(ref)
+    try:
+        if not path.is_dir():
+            return None
+        stats = [(entry.name, entry.stat()) for entry in path.iterdir() if entry.is_file()]
+    except OSError:
+        return None
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))
 
 
 def _lazy(target: str) -> EncoderFactory:
