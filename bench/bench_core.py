@@ -70,7 +70,9 @@ def main() -> None:
 
     from xmodal.collection import Collection
     from xmodal.encoders.registry import default_registry
-    from xmodal.index import IndexConfig, create_index
+    from xmodal.index import IndexConfig, create_index, faiss_index
+
+    parallel_queries = faiss_index.PARALLEL_QUERIES
 
     tmp = Path(tempfile.mkdtemp(prefix="xmodal-bench-"))
     dirs = build(tmp / "media", args.texts, args.scans, args.clips)
@@ -97,11 +99,19 @@ def main() -> None:
                "shakespeare", "the cat carried by its tail", "time is important", "books nobody reads"]  # fmt: skip
     for q in queries:  # warm-up
         coll.search(q, k=10)
-    lat, enc_only = [], []
-    for _ in range(5):
-        for q in queries:
-            lat.append(timed(lambda q=q: coll.search(q, k=10))[1])
-            enc_only.append(timed(lambda q=q: enc.encode_text([q]))[1])
+    lat, enc_only, lat_omp = [], [], []
+    for block in range(6):  # alternating blocks: xmodal's setting, then FAISS on its default
+        # OpenMP threads for single queries too (before session 15); idle OpenMP workers spin
+        # into what follows them, so the two must not interleave query by query
+        faiss_index.PARALLEL_QUERIES = parallel_queries if block % 2 == 0 else 1
+        coll.search(queries[-1], k=10)
+        for q in queries * 3:
+            if block % 2 == 0:
+                lat.append(timed(lambda q=q: coll.search(q, k=10))[1])
+                enc_only.append(timed(lambda q=q: enc.encode_text([q]))[1])
+            else:
+                lat_omp.append(timed(lambda q=q: coll.search(q, k=10))[1])
+    faiss_index.PARALLEL_QUERIES = parallel_queries
 
     cli_env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cli_cmd = [sys.executable, "-m", "xmodal.cli.main", "search", "truth", "-c", str(tmp / "coll"), "--json"]
@@ -158,6 +168,7 @@ def main() -> None:
     print("| stage | p50 ms | p99 ms |\n|---|---|---|")
     print(f"| full search (encode + FAISS + catalog) | {pct(lat, 50):.1f} | {pct(lat, 99):.1f} |")
     print(f"| baseline: query encoding alone | {pct(enc_only, 50):.1f} | {pct(enc_only, 99):.1f} |")
+    print(f"| full search, FAISS on its default OpenMP threads | {pct(lat_omp, 50):.1f} | {pct(lat_omp, 99):.1f} |")
     print(f"\nSearch overhead beyond encoding: {pct(lat, 50) / pct(enc_only, 50):.2f}x of encode time at p50.\n")
     print(f"CLI cold start `xmodal search` (process + model load): median {statistics.median(cold):.2f}s; "
           f"baseline `import xmodal.cli.main` alone {t_import:.2f}s.\n")  # fmt: skip

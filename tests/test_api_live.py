@@ -65,3 +65,33 @@ def test_load_script_runs_bounded_levels(api: ApiEnv) -> None:
             res = run_level(base, api.keys["alice"], 4, mode, max_requests=24, max_seconds=30)
             assert res["requests"] == 24 and res["errors"] == 0
             assert res["qps"] > 0 and res["p99_ms"] >= res["p50_ms"] > 0
+
+
+def test_served_connections_send_without_nagle_delay() -> None:
+    """uvicorn gets our listening socket; asyncio sets TCP_NODELAY on the connections it accepts
+    only when the socket's proto says TCP. Without it every response after the first on a
+    keep-alive connection waited ~40 ms for the client's delayed ACK (bench/load_api.py: 44 ms
+    for a cached search that takes 1.5 ms)."""
+    import asyncio
+
+    from xmodal.api.server import listen_socket
+
+    async def accepted_nodelay() -> int:
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                got.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listen_socket("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(got, 30)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0

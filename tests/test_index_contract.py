@@ -74,6 +74,22 @@ def test_add_search_matches_brute_force(config: IndexConfig, location: Path) -> 
     q = unit(rng, 50)
     s, i = index.search(q, 10)
     check_knn(s, i, *brute(q, ids, vecs, 10), floor(config))
+    for row in range(3):  # one query at a time (FAISS: the one-thread path) finds the same
+        s1, i1 = index.search(q[row : row + 1], 10)
+        check_knn(s1, i1, *brute(q[row : row + 1], ids, vecs, 10), floor(config))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_faiss_small_searches_leave_the_callers_openmp_threads(kind: str) -> None:
+    import faiss
+
+    rng = np.random.default_rng(5)
+    index = create_index(IndexConfig(kind), DIM)
+    index.add(np.arange(100, dtype=np.int64), unit(rng, 100))
+    before = faiss.omp_get_max_threads()
+    index.search(unit(rng, 1), 5)
+    index.search(unit(rng, 40), 5)
+    assert faiss.omp_get_max_threads() == before
 
 
 def test_filter_returns_k_allowed(config: IndexConfig, location: Path) -> None:

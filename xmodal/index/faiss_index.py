@@ -8,6 +8,8 @@ still returns k results when k allowed vectors exist.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +26,29 @@ def _faiss() -> Any:
     import faiss
 
     return faiss
+
+
+# Below this many queries a search runs on one OpenMP thread: FAISS's parallel loops gain nothing
+# on one query, and their idle workers then spin (GOMP_SPINCOUNT) against the text model's next
+# forward pass on a small machine -- measured on 2 cores: query encoding after a search 11.5 ms
+# with FAISS's default threads, 5.4 ms with one (bench/bench_core.py, "Query latency").
+PARALLEL_QUERIES = 20
+
+
+@contextmanager
+def _threads_for(n_queries: int) -> Iterator[None]:
+    """One OpenMP thread for a small search (the setting is per calling thread in OpenMP, so
+    concurrent searches in other threads keep their own)."""
+    faiss = _faiss()
+    if n_queries >= PARALLEL_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _atomic_write_index(index: Any, path: Path) -> None:
@@ -87,7 +112,8 @@ class FaissFlatIndex(VectorIndex):
         if allow is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allow, dtype=np.int64))
             params = faiss.SearchParameters(sel=sel)
-        scores, ids = self._index.search(queries, k, params=params)
+        with _threads_for(queries.shape[0]):
+            scores, ids = self._index.search(queries, k, params=params)
         return _fix_scores(scores, ids)
 
     def save(self, path: Path) -> None:
@@ -205,7 +231,8 @@ class FaissHNSWIndex(VectorIndex):
         params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef) if sel is not None else None
         if params is None:
             params = faiss.SearchParametersHNSW(efSearch=ef)
-        scores, ids = _fix_scores(*self._index.search(queries, k, params=params))
+        with _threads_for(queries.shape[0]):
+            scores, ids = _fix_scores(*self._index.search(queries, k, params=params))
         short = (ids >= 0).sum(axis=1) < want
         if short.any():
             ex_scores, ex_ids = self._exact(queries[short], k, eligible)
