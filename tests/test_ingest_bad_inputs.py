@@ -143,3 +143,25 @@ def test_a_second_writer_is_refused(tmp_path: Path, open_collection: Open) -> No
         with pytest.raises(CollectionBusyError, match="another writer"):
             coll.add([tmp_path / "m"])
     assert coll.add([tmp_path / "m"]).added == 1
+
+
+def test_collections_inside_an_indexed_folder_are_not_media(tmp_path: Path, open_collection: Open) -> None:
+    """Indexing a home folder that holds another collection must not index its manifest as a
+    text document nor fail on its lock file; naming a collection as the folder says what it is."""
+    media = tmp_path / "home"
+    write(media / "notes" / "harbour.txt", "the harbour lighthouse at dusk")
+    other = open_collection(media / "old-collection")
+    other.add([media / "notes"])
+    coll = open_collection(tmp_path / "coll")
+    report = coll.add([media])
+    assert (report.added, report.failed) == (1, 0)
+    assert [Path(item.uri).name for item in coll.items()] == ["harbour.txt"]
+    again = coll.add([media / "old-collection"])
+    assert [(Path(p).name, r) for p, r in again.failures] == [
+        ("old-collection", "an xmodal collection, not media (search it with -c)")
+    ]
+    # a folder that merely has a file named manifest.json is still media
+    write(tmp_path / "web" / "manifest.json", '{"name": "a web app manifest"}')
+    (tmp_path / "web" / "catalog.sqlite").write_bytes(b"")
+    web = coll.add([tmp_path / "web"])
+    assert web.added == 1 and [Path(p).name for p, _ in web.failures] == ["catalog.sqlite"]

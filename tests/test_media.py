@@ -49,6 +49,12 @@ def test_undecodable_audio_says_why_without_naming_a_buffer(tmp_path: Path) -> N
             load_audio(src)
         assert str(err.value).startswith("cannot decode audio: ")
         assert "BytesIO" not in str(err.value) and "Error opening" not in str(err.value)
+    # an MP3 whose frames are garbage: libsndfile says the file "does not exist", which it does
+    (tmp_path / "bad.mp3").write_bytes(b"ID3" + bytes(50) + b"garbage" * 100)
+    for src in ((tmp_path / "bad.mp3").read_bytes(), tmp_path / "bad.mp3"):
+        with pytest.raises(MediaError, match=r"^cannot decode audio: ") as err:
+            load_audio(src)
+        assert "does not exist" not in str(err.value)
 
 
 def test_zero_byte_file(tmp_path: Path) -> None:

@@ -32,16 +32,25 @@ from xmodal.errors import (
 )
 from xmodal.index import IndexConfig, VectorIndex, create_index, load_index
 from xmodal.index.registry import index_class
-from xmodal.ingest import IngestReport, NullProgress, Progress, bad_name, display_path
+from xmodal.ingest import (
+    COLLECTION_CATALOG,
+    COLLECTION_FORMAT,
+    COLLECTION_MANIFEST,
+    IngestReport,
+    NullProgress,
+    Progress,
+    bad_name,
+    display_path,
+)
 from xmodal.search import Query, SearchPipeline
 from xmodal.types import Hit, Item, Modality
 
-MANIFEST = "manifest.json"
-CATALOG = "catalog.sqlite"
+MANIFEST = COLLECTION_MANIFEST
+CATALOG = COLLECTION_CATALOG
 INDEX_DIR = "index"
 INDEX_STATE = "state.json"
 LOCK = "lock"
-FORMAT = "xmodal-collection"
+FORMAT = COLLECTION_FORMAT
 MODEL_STATE_KEYS = ("encoders", "dim", "space", "extractors")
 PROGRESS_METHODS = ("start", "advance", "close")
 

@@ -4,6 +4,7 @@ hash, batch the encoder calls, and report what happened to every file."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -125,7 +126,8 @@ class WalkError:
 
 def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[FileEntry | WalkError]:
     """Yield files under ``paths`` (files are yielded as given). Follows symlinks, but never
-    visits a directory twice, so symlink loops end. Hidden entries and ``exclude`` are skipped."""
+    visits a directory twice, so symlink loops end. Hidden entries, ``exclude`` and folders that
+    are xmodal collections are skipped."""
     excluded = {_real(p) for p in exclude}
     seen_dirs: set[tuple[int, int]] = set()
     for raw in paths:
@@ -149,6 +151,24 @@ def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[
 
 
 NOT_UTF8 = "the name is not valid UTF-8: rename it to index it"
+
+# a collection's own files (collection.py names them from here): folders holding them are
+# another collection, never media -- its manifest would be indexed as text, its lock fail
+COLLECTION_MANIFEST = "manifest.json"
+COLLECTION_CATALOG = "catalog.sqlite"
+COLLECTION_FORMAT = "xmodal-collection"
+
+
+def is_collection_dir(directory: Path, names: set[str]) -> bool:
+    """``directory`` (whose entries are ``names``) is an xmodal collection."""
+    if COLLECTION_MANIFEST not in names or COLLECTION_CATALOG not in names:
+        return False
+    try:
+        with open(directory / COLLECTION_MANIFEST, "rb") as fh:
+            manifest = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == COLLECTION_FORMAT
 
 
 def bad_name(path: Path) -> bool:
@@ -183,6 +203,10 @@ def _walk_dir(
     except OSError as exc:
         yield WalkError(str(directory), _os_reason(exc))
         return
+    if is_collection_dir(directory, {e.name for e in entries}):
+        if directory == root:  # asked for by name: say why nothing comes of it
+            yield WalkError(str(directory), "an xmodal collection, not media (search it with -c)")
+        return  # inside a folder: skipped like hidden entries
     for entry in entries:
         if entry.name.startswith("."):
             continue

@@ -101,6 +101,10 @@ def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
         # libsndfile names its source ("Error opening <_io.BytesIO object at 0x...>: ..."): the
         # reason is what a user needs, and a server must not echo its paths
         reason = re.sub(r"^Error opening .*?: ", "", str(exc).splitlines()[0])
+        if "does not exist or is not a regular file" in reason:
+            # libsndfile's words for data none of its decoders takes (a corrupt MP3, say): the
+            # file is there, load_audio has just read its first bytes
+            reason = "not audio data libsndfile can read (corrupt, or an unsupported format)"
         raise MediaError(f"cannot decode audio: {reason}") from exc
     data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
