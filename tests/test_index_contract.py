@@ -80,16 +80,26 @@ def test_add_search_matches_brute_force(config: IndexConfig, location: Path) -> 
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_faiss_small_searches_leave_the_callers_openmp_threads(kind: str) -> None:
+def test_faiss_runs_small_searches_on_one_thread(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import faiss
 
     rng = np.random.default_rng(5)
     index = create_index(IndexConfig(kind), DIM)
     index.add(np.arange(100, dtype=np.int64), unit(rng, 100))
     before = faiss.omp_get_max_threads()
+    calls: list[int] = []
+    real = faiss.omp_set_num_threads
+
+    def spy(n: int) -> None:
+        calls.append(n)
+        real(n)
+
+    monkeypatch.setattr(faiss, "omp_set_num_threads", spy)
     index.search(unit(rng, 1), 5)
+    assert calls == [1, before] and faiss.omp_get_max_threads() == before  # one thread, then restored
+    calls.clear()
     index.search(unit(rng, 40), 5)
-    assert faiss.omp_get_max_threads() == before
+    assert calls == []  # a batch keeps FAISS's threads
 
 
 def test_filter_returns_k_allowed(config: IndexConfig, location: Path) -> None:

@@ -273,3 +273,43 @@ def test_reloading_a_model_keeps_other_collections_on_their_weights(tmp_path) ->
     b.close()
     with Collection.open(tmp_path / "b", registry=EncoderRegistry()) as restarted:
         assert "pictogram:t -> pictogram pictogram:t2" in (restarted.encoder_change() or "")
+
+
+def test_the_api_follows_a_retrained_folder_after_a_delete(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The server follows another process's re-embed on whatever request comes first -- here a
+    delete, which refreshes the collection -- and its next search still encodes with the new
+    weights, as a restarted server would."""
+    from safetensors.torch import load_file, save_file
+
+    from xmodal.access.principal import Principal
+    from xmodal.api.service import SearchRequest, Service
+    from xmodal.api.settings import ServeSettings
+    from xmodal.collection import Collection
+    from xmodal.config import ModelConfig
+    from xmodal.encoders.registry import EncoderRegistry
+    from xmodal.search import Query
+
+    model_dir = _tiny_model_dir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    for i, im in enumerate(_pictures()):
+        im.save(tmp_path / "pics" / f"p{i}.png")
+    coll = Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=str(model_dir), ocr=None, asr=None),
+                           registry=EncoderRegistry())  # fmt: skip
+    coll.add([tmp_path / "pics"])
+    svc = Service(ServeSettings(collection=tmp_path / "c"), coll)
+    admin = Principal("root", (), True, "k")
+    query = Query.image(tmp_path / "pics" / "p6.png")
+    svc.search(admin, SearchRequest(query, k=1))
+    state = load_file(str(model_dir / "model.safetensors"))
+    save_file({k: (v * 1.5 if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+              str(model_dir / "model.safetensors"))  # fmt: skip
+    (model_dir / "xmodal_encoder.json").write_text(json.dumps({"encoder": "pictogram", "version": "t2"}))
+    Collection.open(tmp_path / "c", registry=EncoderRegistry(), reembed=True).close()  # the other process
+    victim = next(i for i in coll.items() if i.uri.endswith("p0.png"))
+    with svc.lock:
+        coll.delete([victim.id])
+    got = svc.search(admin, SearchRequest(query, k=1))["hits"][0]
+    with Collection.open(tmp_path / "c", registry=EncoderRegistry()) as fresh:
+        want = fresh.search(query, k=1)[0]
+    assert got["uri"] == want.uri and got["score"] == pytest.approx(want.score, abs=1e-6)
+    coll.close()

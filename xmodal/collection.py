@@ -73,6 +73,7 @@ class Collection:
         self.embedder = Embedder(self.config, registry)
         self.dim = int(self.manifest["dim"])
         self._verified = False
+        self._verify_lock = threading.Lock()
         self._index_generation = -1
         self._lock_depth = 0
         self._lock_owner: int | None = None  # the thread that holds the write lock
@@ -289,6 +290,8 @@ class Collection:
         if state is None or state == self._model_state():
             return
         self._adopt_model_state(state)
+        for spec in self.config.model.towers().values():  # a folder retrained in place, re-embedded
+            self.registry.reload_if_changed(spec)
         self.embedder = Embedder(self.config, self.registry)
         self.dim = int(state["dim"])
         self._verified = False
@@ -370,12 +373,16 @@ class Collection:
         re-embed), check they still make the stored vectors: :class:`EncoderMismatchError` if not."""
         if self._verified:
             return
-        change = self.encoder_change()
-        if change and self._reload_changed_models():
+        with self._verify_lock:  # two threads: the second must not judge by models the first replaced
+            if self._verified:
+                return
             change = self.encoder_change()
-        if change:
-            raise EncoderMismatchError(f"{self.path}: {change}; re-embed with: xmodal index --reembed -c {self.path}")
-        self._verified = True
+            if change and self._reload_changed_models():
+                change = self.encoder_change()
+            if change:
+                fix = f"re-embed with: xmodal index --reembed -c {self.path}"
+                raise EncoderMismatchError(f"{self.path}: {change}; {fix}")
+            self._verified = True
 
     def _reload_changed_models(self) -> bool:
         """A model directory rewritten since this process loaded it (retrained into the same

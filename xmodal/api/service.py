@@ -32,7 +32,7 @@ from xmodal.errors import (
     NotFoundError,
 )
 from xmodal.ingest import IngestReport, NullProgress, Progress
-from xmodal.search import MAX_QUERY_CHARS, Query, normalise_where, validate_k
+from xmodal.search import MAX_QUERY_CHARS, Query, SearchPipeline, normalise_where, validate_k
 from xmodal.types import Hit, Item, Modality
 
 ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -161,13 +161,19 @@ class Service:
         cached = self.results.get(rkey)
         self.metrics.cache_lookup("results", cached is not None)
         if cached is None:
-            model = self.coll.model_key
-            vector = self._embed(principal, req.query, qkey, model)
+            with self.lock:
+                # after a re-embed by another process, followed by any request (a delete, the
+                # retention pass, an earlier search), the models here must make the stored
+                # vectors (409 if they do not); a no-op once checked. The model key and the
+                # pipeline that encodes for it are read together.
+                self.coll.verify_encoders()
+                model, pipeline = self.coll.model_key, self.coll.pipeline
+            vector = self._embed(principal, req.query, qkey, model, pipeline)
             with self.lock, self.metrics.stage("search"):
                 self.coll.refresh()  # writes by another process (`xmodal index`) become visible
                 if self.coll.model_key != model:  # it re-embedded with another model: encode again
-                    self.coll.verify_encoders()  # with the models installed here (409 if they differ)
-                    vector = self._embed(principal, req.query, qkey, self.coll.model_key)
+                    self.coll.verify_encoders()
+                    vector = self._embed(principal, req.query, qkey, self.coll.model_key, self.coll.pipeline)
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
                     vis = self.visibility(principal, versions)
@@ -190,7 +196,7 @@ class Service:
         )
         return {"query": _describe(req.query), "k": k, "hits": out}
 
-    def _embed(self, principal: Principal, query: Query, qkey: str, model: str) -> Any:
+    def _embed(self, principal: Principal, query: Query, qkey: str, model: str, pipeline: SearchPipeline) -> Any:
         # Keyed by principal too: a shared cache would let one user time another's queries;
         # and by the model, which another process may change (a re-embed).
         ekey = (principal.cache_key, qkey, model)
@@ -198,7 +204,7 @@ class Service:
         self.metrics.cache_lookup("embeddings", vector is not None)
         if vector is None:
             with self.encode_lock, self.metrics.stage("encode"):
-                vector = self.coll.pipeline.encode(query)
+                vector = pipeline.encode(query)
             self.embeddings.put(ekey, vector)
         return vector
 

@@ -148,12 +148,13 @@ class EncoderRegistry:
             return True
 
 
-Stamp = tuple[tuple[str, int, int], ...] | None
+Stamp = tuple[tuple[str, int, int, int], ...] | None
 
 
 def directory_stamp(ref: str | None) -> Stamp:
-    """Name, size and modification time of each file in a model directory (not recursive; a
-    retrain or a copy rewrites the top-level weights and config); None when ``ref`` is not one."""
+    """Name, size, modification time and inode of each file in a model directory (not
+    recursive; a retrain or a copy rewrites the top-level weights and config, the trainer by
+    atomic rename: a new inode even within one mtime tick); None when ``ref`` is not one."""
     if ref is None:
         return None
     path = Path(ref)
@@ -163,7 +164,7 @@ def directory_stamp(ref: str | None) -> Stamp:
         stats = [(entry.name, entry.stat()) for entry in path.iterdir() if entry.is_file()]
     except OSError:
         return None
-    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats))
 
 
 def _lazy(target: str) -> EncoderFactory:
