@@ -575,19 +575,22 @@ def test_other_index_engines_behind_the_collection(tmp_path: Path, open_collecti
     again.close()
 
 
-def test_rrf_merge_by_hand() -> None:
-    from xmodal.search import RRF_K, rrf_merge
+def test_mix_merge_by_hand() -> None:
+    from xmodal.search import mix_merge, words_weight
 
     look = {"a": (0.9, 1), "b": (0.8, 2), "c": (0.1, 3)}
     words = {"c": (0.7, 30), "b": (0.2, 20)}
-    ranked = rrf_merge([look, words], k=3)
-    # a: 1/(K+1); b: 1/(K+2) + 1/(K+2); c: 1/(K+3) + 1/(K+1)
-    b, c, a = 2 / (RRF_K + 2), 1 / (RRF_K + 3) + 1 / (RRF_K + 1), 1 / (RRF_K + 1)
-    assert c > b > a  # first in one ranking and third in the other beats second in both
-    assert ranked == [(round(c, 6), 30), (round(b, 6), 2), (round(a, 6), 1)]
-    assert rrf_merge([look, words], k=1) == [(round(c, 6), 30)]
-    # cut to depth 2: c is third in `look`, so only `words` counts for it
-    assert rrf_merge([look, words], k=3, depth=2) == [(round(b, 6), 2), (round(a, 6), 1), (round(a, 6), 30)]
+    # a is not listed by `words`: it gets that row's lowest listed cosine, 0.2
+    a, b, c = 0.5 * 0.9 + 0.5 * 0.2, 0.5 * 0.8 + 0.5 * 0.2, 0.5 * 0.1 + 0.5 * 0.7
+    assert mix_merge([look, words], (0.5, 0.5), k=3) == [(round(a, 6), 1), (round(b, 6), 2), (round(c, 6), 30)]
+    assert mix_merge([look, words], (0.5, 0.5), k=1) == [(round(a, 6), 1)]
+    # the words weigh 0.8: c's exact words beat b's look; each keeps its strongest row's vector
+    a, b, c = 0.2 * 0.9 + 0.8 * 0.2, 0.2 * 0.8 + 0.8 * 0.2, 0.2 * 0.1 + 0.8 * 0.7
+    assert mix_merge([look, words], (0.2, 0.8), k=3) == [(round(c, 6), 30), (round(a, 6), 1), (round(b, 6), 2)]
+    # cut to depth 2: c is third in `look`, so it gets look's floor there (0.8)
+    c2 = 0.2 * 0.8 + 0.8 * 0.7
+    assert mix_merge([look, words], (0.2, 0.8), k=1, depth=2) == [(round(c2, 6), 30)]
+    assert words_weight(0) == 0.0 and words_weight(2) == 0.5 and words_weight(18) == 0.9
 
 
 def test_fused_rankings_do_not_depend_on_k(tmp_path: Path, open_collection: Open) -> None:

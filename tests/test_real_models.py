@@ -83,3 +83,20 @@ def test_default_stack_finds_documents_by_ocr_and_speech_by_words(
         # image as the query: its text is read and searched
         qi = text_image(tmp_path / "q.png", "garden party saturday")
         assert coll.search(Query.image(qi), k=1)[0].metadata["name"] == "poster.png"
+
+
+def test_a_picture_of_a_sentence_finds_the_document_that_says_it(
+    tmp_path: Path, real_registry: EncoderRegistry
+) -> None:
+    """Every page of text looks like every other to the image tower (cosines ~0.9); the words
+    a query picture holds must decide, not pages that merely look alike (session 15: with
+    reciprocal-rank fusion of look and words the document came 17th behind such pages)."""
+    media = tmp_path / "media"
+    for i, topic in enumerate(["mountain", "dragon", "desert", "zebra", "harbour", "winter"]):
+        text_image(media / "pages" / f"p{i}.png", f"Page {i}: the {topic} report")
+    write(media / "bike.md", "The bicycle race went through the mountains of France in July.")
+    query = text_image(tmp_path / "q.png", "The bicycle race went through the mountains")
+    with Collection.open(tmp_path / "coll", create=True, registry=real_registry) as coll:
+        assert coll.add([media]).added == 7
+        hits = coll.search(Query.image(query), k=3)
+        assert hits[0].metadata["name"] == "bike.md" and hits[0].score > hits[1].score + 0.1

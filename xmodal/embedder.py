@@ -184,17 +184,19 @@ class Embedder:
         tower = self.tower("image")
         return tower.text_query_for_images(text_vector) if tower is not None else None
 
-    def query_image_parts(self, image: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def query_image_parts(self, image: Any) -> tuple[np.ndarray | None, np.ndarray | None, int]:
         """The ways a query picture can match: its look (image tower) and the text vector of
-        the words OCR read in it; either may be None, not both. The search ranks items by each
-        apart and merges the rankings by reciprocal-rank fusion (``SearchPipeline.search_vector``)."""
+        the words OCR read in it, either of them None but not both, and how many words were
+        read. The search ranks items by each apart and mixes their cosines, the words weighing
+        more the more there are (``SearchPipeline.search_vector``)."""
         tower = self.tower("image")
         look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None else None
         ex = self.extract_image(image) if self.config.model.ocr else None
-        words = self.encode_query_text(ex.text) if ex is not None and ex.text.strip() else None
+        text = ex.text.strip() if ex is not None else ""
+        words = self.encode_query_text(text) if text else None
         if look is None and words is None:
             raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
-        return look, words
+        return look, words, len(text.split())
 
     def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
         tower = self.tower("audio")

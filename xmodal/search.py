@@ -7,6 +7,7 @@ import math
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,30 @@ class TextQueryVectors:
 
 @dataclass(frozen=True)
 class QueryRows:
-    """Several ways of matching one query, ranked apart and merged by reciprocal-rank fusion:
-    a query picture's look, and the words OCR read in it as a text query (with the image
-    tower's own vector for pictures, as a typed query has)."""
+    """Several ways of matching one query, each ranked on its own, their cosines then mixed by
+    ``weights`` (equal when empty; see :func:`mix_merge`): a query picture's look, and the words
+    OCR read in it as a text query (with the image tower's own vector for pictures, as a typed
+    query has)."""
 
     rows: tuple[np.ndarray | TextQueryVectors, ...]
+    weights: tuple[float, ...] = ()
+
+    def mix(self) -> tuple[float, ...]:
+        if not self.weights:
+            return tuple(1.0 / len(self.rows) for _ in self.rows)
+        total = sum(self.weights)
+        return tuple(w / total for w in self.weights)
+
+
+WORDS_HALF_WEIGHT = 2  # words read in a query picture: this many weigh as much as its look
+
+
+def words_weight(n_words: int) -> float:
+    """The share of a query picture's score that its words carry: n / (n + 2). A label or two
+    (an icon's caption, a sign in a photo) share it with the look; a page of text is mostly its
+    words -- every page of text looks like every other to an image tower (cosines ~0.9 between
+    unrelated pages), so the look alone would rank pages, not the page that says the same."""
+    return n_words / (n_words + WORDS_HALF_WEIGHT) if n_words > 0 else 0.0
 
 
 QueryVector = np.ndarray | TextQueryVectors | QueryRows
@@ -195,9 +215,14 @@ class SearchPipeline:
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
-                look, words = self.embedder.query_image_parts(load_image(src, self.limits))
-                rows = [row for row in (look, None if words is None else self._as_text_query(words)) if row is not None]
-                return rows[0] if len(rows) == 1 else QueryRows(tuple(rows))
+                look, words, n_words = self.embedder.query_image_parts(load_image(src, self.limits))
+                if words is None:
+                    assert look is not None  # query_image_parts gives at least one
+                    return look
+                if look is None:
+                    return self._as_text_query(words)
+                share = words_weight(n_words)
+                return QueryRows((look, self._as_text_query(words)), (1.0 - share, share))
             query_limits = replace(
                 self.limits, max_audio_seconds=min(self.limits.max_audio_seconds, MAX_QUERY_AUDIO_SECONDS)
             )
@@ -272,11 +297,10 @@ class SearchPipeline:
     ) -> list[Hit]:
         """``vector`` is one query row, or several ways of matching one query (a picture's look
         and the words OCR read in it). One row ranks items by their best cosine. Several rows
-        are ranked apart and merged by reciprocal-rank fusion (score = sum of 1/(60 + rank)),
-        because their cosines are not on one scale: two pictures of text look alike even when
-        their words differ. A text query with the image tower's own vector
-        (``TextQueryVectors``) scores picture vectors with that and the rest with the text
-        vector, in one list."""
+        are ranked apart to a fixed depth and their cosines mixed by the rows' weights
+        (:func:`mix_merge`; a query picture's words weigh more the more of them there are). A
+        text query with the image tower's own vector (``TextQueryVectors``) scores picture
+        vectors with that and the rest with the text vector, in one list."""
         allow = self.allowed_vids(modality, where or {}, allow_items)
         if isinstance(vector, TextQueryVectors):
             return self._finish(self._split_ranked(vector, k, allow), k, query)
@@ -286,14 +310,14 @@ class SearchPipeline:
         if isinstance(vector, QueryRows):
             # each row ranked to a fixed depth, so the fused list does not depend on k; plain
             # rows share one index call
-            depth = max(k, RRF_DEPTH)
+            depth = max(k, MIX_DEPTH)
             plain = [np.atleast_2d(row) for row in vector.rows if not isinstance(row, TextQueryVectors)]
             found = iter(self._best_items(np.vstack(plain), depth, allow, n_vectors) if plain else [])
             per_row = [
                 self._split_best(row, depth, allow) if isinstance(row, TextQueryVectors) else next(found)
                 for row in vector.rows
             ]
-            return self._finish(rrf_merge(per_row, k, depth), k, query)
+            return self._finish(mix_merge(per_row, vector.mix(), k, depth), k, query)
         best = self._best_items(np.atleast_2d(vector), k, allow, n_vectors)[0]
         return self._finish(sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k], k, query)
 
@@ -407,24 +431,32 @@ class SearchPipeline:
         return hits
 
 
-RRF_K = 60
 RARE_KIND = 20  # a kind under 1/20 of the vectors searched ...
 RARE_KIND_IDS = 4096  # ... and with at most this many gets its own filtered index call
 MAX_SCALE = 100  # first depth of a shared call at most this many times k's (then it widens)
-RRF_DEPTH = 100  # items taken from each row before fusion
+MIX_DEPTH = 100  # items taken from each row before mixing
 
 
-def rrf_merge(per_row: list[dict[str, tuple[float, int]]], k: int, depth: int | None = None) -> list[tuple[float, int]]:
-    """Reciprocal-rank fusion of per-row rankings, each cut to its first ``depth`` items (so the
-    result does not depend on how deep a row was fetched); each item keeps the vector of its
-    best rank."""
-    fused: dict[str, list[float]] = {}
-    for best in per_row:
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:depth]
-        for rank, (item, (_, vid)) in enumerate(ranked, 1):
-            entry = fused.setdefault(item, [0.0, float(rank), float(vid)])
-            entry[0] += 1.0 / (RRF_K + rank)
-            if rank < entry[1]:
-                entry[1], entry[2] = float(rank), float(vid)
-    order = sorted(fused.values(), key=lambda e: (-e[0], e[1], e[2]))[:k]
-    return [(round(score, 6), int(vid)) for score, _, vid in order]
+def mix_merge(
+    per_row: list[dict[str, tuple[float, int]]], weights: Sequence[float], k: int, depth: int | None = None
+) -> list[tuple[float, int]]:
+    """Items ranked by the weighted sum of their cosine in each row, each row cut to its first
+    ``depth`` items (so the result does not depend on how deep a row was fetched). An item a
+    row does not list gets that row's lowest listed cosine there (it scores no higher); an
+    item keeps the vector of the row that gave it the most. Scores stay on the cosine scale.
+    (Reciprocal-rank fusion, used before, let agreement between two weak rankings beat the top
+    of one: a page of text whose words matched exactly lost to pages that merely looked alike.)"""
+    cut = [sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:depth] for best in per_row]
+    floors = [ranked[-1][1][0] if ranked else 0.0 for ranked in cut]
+    listed = [dict(ranked) for ranked in cut]
+    out: list[tuple[float, int]] = []
+    for item in {item for row in listed for item in row}:
+        score, top, vid = 0.0, -np.inf, -1
+        for weight, row, floor in zip(weights, listed, floors, strict=True):
+            cos, row_vid = row.get(item, (floor, -1))
+            score += weight * cos
+            if row_vid >= 0 and weight * cos > top:
+                top, vid = weight * cos, row_vid
+        out.append((score, vid))
+    out.sort(key=lambda t: (-t[0], t[1]))
+    return [(round(float(score), 6), int(vid)) for score, vid in out[:k]]
