@@ -313,3 +313,34 @@ def test_the_api_follows_a_retrained_folder_after_a_delete(tmp_path) -> None:  #
         want = fresh.search(query, k=1)[0]
     assert got["uri"] == want.uri and got["score"] == pytest.approx(want.score, abs=1e-6)
     coll.close()
+
+
+def test_a_blank_picture_gets_no_look_vector(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One colour, nothing drawn: no vector that every query would reach; as a query, a clear
+    error instead of an arbitrary ranking."""
+    from xmodal.collection import Collection
+    from xmodal.config import ModelConfig
+    from xmodal.encoders.registry import EncoderRegistry
+    from xmodal.errors import InvalidQueryError
+    from xmodal.search import Query
+
+    enc = PictogramEncoder(str(_tiny_model_dir(tmp_path)))
+    assert enc.has_content(_icon()) and enc.has_content(_icon(1000))  # judged after the size cut
+    blanks = [Image.new("RGB", (64, 64), "white"), Image.new("RGB", (1, 1), "red"), Image.new("L", (30, 90), 40)]
+    assert not any(enc.has_content(im) for im in blanks)
+    faint = Image.new("RGB", (64, 64), "white")
+    faint.putpixel((10, 10), (0, 0, 0))  # one dark pixel is a drawing
+    assert enc.has_content(faint)
+    root = tmp_path / "pics"
+    root.mkdir()
+    _icon().save(root / "triangle.png")
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(root / "transparent.png")
+    Image.new("RGB", (1, 1), "white").save(root / "dot.png")
+    model = ModelConfig(image=str(tmp_path / "tiny"), ocr=None, asr=None)
+    with Collection.open(tmp_path / "c", create=True, model=model, registry=EncoderRegistry()) as coll:
+        report = coll.add([root])
+        assert (report.added, report.failed) == (3, 0)  # indexed (and listed), just not by a look
+        assert coll.catalog.vector_count() == 1
+        assert [h.metadata["name"] for h in coll.search("a triangle", k=3)] == ["triangle.png"]
+        with pytest.raises(InvalidQueryError, match="blank"):
+            coll.search(Query.image(root / "transparent.png"))

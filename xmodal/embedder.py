@@ -146,6 +146,9 @@ class Embedder:
         tower = self.tower("image") if idx else None
         if tower is None:
             return
+        idx = [i for i in idx if tower.has_content(batch[i].image)]  # a blank picture: no look vector
+        if not idx:
+            return
         vecs = tower.encode_images([batch[i].image for i in idx])
         for i, vec in zip(idx, vecs, strict=True):
             out[i].append(VectorRecord(VectorKind.IMAGE, vec, Segment("")))
@@ -190,11 +193,14 @@ class Embedder:
         read. The search ranks items by each apart and mixes their cosines, the words weighing
         more the more there are (``SearchPipeline.search_vector``)."""
         tower = self.tower("image")
-        look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None else None
+        blank = tower is not None and not tower.has_content(image)
+        look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None and not blank else None
         ex = self.extract_image(image) if self.config.model.ocr else None
         text = ex.text.strip() if ex is not None else ""
         words = self.encode_query_text(text) if text else None
         if look is None and words is None:
+            if blank:
+                raise InvalidQueryError("the query picture is blank (one colour, nothing drawn or written in it)")
             raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
         return look, words, len(text.split())
 

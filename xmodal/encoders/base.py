@@ -137,6 +137,13 @@ class Encoder(ABC):
         with the text vectors themselves."""
         return None
 
+    def has_content(self, image: Any) -> bool:
+        """False when a picture holds nothing this tower can tell apart (the pictogram tower: a
+        single colour, no drawing). Such a picture gets no look vector -- it would be a hub
+        that every query reaches -- and as a query it matches by its words only. True (the
+        default) for every picture."""
+        return True
+
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(Modality.TEXT, list(texts))
 
