@@ -312,3 +312,27 @@ def test_delete_and_prune_forget_access_lists(tmp_path: Path, capsys: pytest.Cap
     assert run(capsys, "index", str(root), "-c", coll, "-q", "--prune")[0] == 0
     assert store.acl(ids["cat.txt"]) is None and store.acl(ids["invoice.txt"]) is None
     store.close()
+
+
+def test_cli_changes_are_in_the_audit_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`xmodal audit` shows who added or deleted what: the command line's changes too, as
+    cli:USER, findable by item id."""
+    coll = str(tmp_path / "c")
+    assert run(capsys, "index", str(media(tmp_path / "m")), "--model", "bow", "-c", coll, "--json")[0] == 0
+    ids = {h["id"] for h in json.loads(run(capsys, "search", "invoice", "-c", coll, "--json")[1])["hits"]}
+    _, out, _ = run(capsys, "search", "invoice consulting", "-c", coll, "-k", "1", "--json")
+    victim = json.loads(out)["hits"][0]["id"]
+    assert victim in ids
+    run(capsys, "index", str(tmp_path / "m"), "-c", coll)  # unchanged: nothing to record
+    (tmp_path / "m" / "docs" / "cat.txt").unlink()
+    run(capsys, "index", str(tmp_path / "m"), "-c", coll, "--prune")
+    assert run(capsys, "delete", victim, "-c", coll)[0] == 0
+    _, out, _ = run(capsys, "audit", "-c", coll, "--json")
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert [e["action"] for e in entries] == ["items.add", "items.delete", "items.delete"]
+    assert all(e["principal"].startswith("cli") for e in entries)
+    assert len(entries[0]["ids"]) == 3 and entries[0]["paths"] == [str(tmp_path / "m")]
+    assert entries[1]["pruned"] is True and entries[2]["ids"] == [victim]
+    _, out, _ = run(capsys, "audit", "-c", coll, "--item", victim, "--json")
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["items.add", "items.delete"]
+    assert run(capsys, "audit", "-c", coll, "--verify")[0] == 0

@@ -67,6 +67,7 @@ class IngestReport:
     interrupted: bool = False
     pruned_ids: list[str] = field(default_factory=list)
     handled: list[str] = field(default_factory=list)  # URIs written or unchanged (never a failed one)
+    written_ids: list[str] = field(default_factory=list)  # items added or updated (for the audit log)
 
     @property
     def failed(self) -> int:

@@ -204,6 +204,7 @@ class IngestRun:
             key = item.modality.value
             self.report.by_modality[key] = self.report.by_modality.get(key, 0) + 1
             self.report.handled.append(item.uri)
+            self.report.written_ids.append(item.id)
         self.pending = []
 
     def _prune_or_count(self, paths: list[str | Path], seen: set[str], prune: bool) -> None:

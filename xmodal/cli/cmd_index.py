@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from xmodal.cli.common import common_parser, forget_access, parse_pairs, print_json, printable
+from xmodal.cli.common import audit_cli, common_parser, forget_access, parse_pairs, print_json, printable
 
 
 def register(sub: Any) -> None:
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         progress=None if quiet else TqdmProgress("re-embedding"),
     ) as coll:  # fmt: skip
         redone = coll.reembed_report
+        if redone is not None:
+            audit_cli(coll.path, "items.reembed", items=redone.updated, model=coll.config.model.to_dict())
         if redone is not None and not args.json:
             kept = f" ({redone.missing} from their stored text: file gone or unreadable)" if redone.missing else ""
             print(f"re-embedded {redone.updated} items{kept} in {redone.seconds:.1f}s")
@@ -76,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
             return 0
         progress = None if quiet else TqdmProgress()
         report = coll.add(args.paths, metadata=meta, prune=args.prune, force=args.force, progress=progress)
+        where = coll.path
     forget_access(args.collection, report.pruned_ids)
+    if report.written_ids or report.metadata_updated:
+        paths = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
+        audit_cli(where, "items.add", ids=report.written_ids, paths=paths, metadata=meta or None,
+                  failures=report.failed, metadata_updated=report.metadata_updated or None)  # fmt: skip
+    if report.pruned_ids:
+        audit_cli(where, "items.delete", ids=report.pruned_ids, pruned=True)
     if args.json:
         print_json({**report.to_dict(), **_reembed_json(redone)})
     else:

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from xmodal.cli.common import cli_actor
+
 
 def _collection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--collection", default=".xmodal", metavar="DIR", help="collection (default ./.xmodal)")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     with Collection.open(args.collection) as coll:
         store = AccessStore(coll.path)
         audit = AuditLog(coll.path)
-        actor = _actor()
+        actor = cli_actor()
         try:
             action = args.keys_command
             if action == "create":
@@ -93,16 +95,6 @@ def run(args: argparse.Namespace) -> int:
         finally:
             store.close()
     return 0
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit log: the operating-system user."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _date(ts: float | None) -> str:

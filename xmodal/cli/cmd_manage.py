@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xmodal.cli.common import common_parser, forget_access, print_json
+from xmodal.cli.common import audit_cli, common_parser, forget_access, print_json
 
 
 def register(sub: Any) -> None:
@@ -34,8 +34,12 @@ def run_delete(args: argparse.Namespace) -> int:
     from xmodal.errors import NotFoundError
 
     with Collection.open(args.collection) as coll:
+        present = [i for i in dict.fromkeys(args.ids) if coll.catalog.get(i) is not None]
         deleted = coll.delete(args.ids)
+        where = coll.path
     forget_access(args.collection, list(args.ids))
+    if deleted:
+        audit_cli(where, "items.delete", ids=present)
     if args.json:
         print_json({"deleted": deleted})
     else:

@@ -57,6 +57,30 @@ def fmt_time(seconds: float | None) -> str:
     return f"{int(m)}:{s:04.1f}"
 
 
+def cli_actor() -> str:
+    """Who ran the command, for the audit log: the operating-system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def audit_cli(collection: Any, action: str, **details: Any) -> None:
+    """Record a change made from the command line in the collection's audit log, as the server
+    records its own (``cli:USER``, so `xmodal audit --item ID` finds CLI changes too). A log
+    that cannot be written is a warning: the change itself is made."""
+    from pathlib import Path
+
+    from xmodal.access.audit import AuditLog
+
+    try:
+        AuditLog(Path(collection)).record(action, cli_actor(), **details)
+    except OSError as exc:
+        print(f"xmodal: warning: the audit log was not written: {exc.strerror or exc}", file=sys.stderr)
+
+
 def forget_access(collection: str, item_ids: list[str]) -> None:
     """Deleted items must not leave access lists behind: ids derive from paths, so a new file
     at the same path would inherit them. Only touches an access store that exists."""
