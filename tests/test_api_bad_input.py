@@ -221,11 +221,15 @@ def test_path_traversal_in_index_paths(api: ApiEnv, tmp_path: Path) -> None:
     assert_error(api.client.post("/index", headers=hdr, json={"paths": ["nope"]}), 404, "no such")
     assert_error(api.client.post("/index", headers=hdr, json={"paths": "docs"}), 400, "paths")
     (api.root / "inner").mkdir()
-    (api.root / "inner" / "escape").symlink_to(tmp_path)  # a link inside a folder: skipped
+    (api.root / "inner" / "escape").symlink_to(tmp_path)  # a link inside a folder: not indexed, reported
+    (api.root / "inner" / "gone").symlink_to(api.root / "inner" / "nowhere")  # a broken link
     (api.root / "inner" / "ok.txt").write_text("a fine file")
     r = api.client.post("/index", headers=hdr, json={"paths": ["inner"]})
     assert r.status_code == 201
     assert [x["name"] for x in r.json()["items"]] == ["ok.txt"]
+    failures = {Path(f["path"]).name: f["reason"] for f in r.json()["report"]["failures"]}
+    assert set(failures) == {"escape", "gone"} and "outside the index root" in failures["escape"]
+    assert "broken" in failures["gone"] or "no such" in failures["gone"]
     r = api.client.post("/search", headers=hdr, json={"text": "secret password", "k": 10})
     assert all("secret" not in h["uri"] for h in r.json()["hits"])
 

@@ -125,11 +125,18 @@ class WalkError:
     reason: str
 
 
-def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[FileEntry | WalkError]:
+OUTSIDE = "a link to outside the index root (not followed)"
+
+
+def walk(
+    paths: Iterable[str | Path], exclude: Iterable[Path] = (), within: Path | None = None
+) -> Iterator[FileEntry | WalkError]:
     """Yield files under ``paths`` (files are yielded as given). Follows symlinks, but never
     visits a directory twice, so symlink loops end. Hidden entries, ``exclude`` and folders that
-    are xmodal collections are skipped."""
+    are xmodal collections are skipped. With ``within``, a link that leads out of that folder is
+    not followed (a :class:`WalkError` says so), however large the tree behind it."""
     excluded = {_real(p) for p in exclude}
+    inside = _real(within) if within is not None else None
     seen_dirs: set[tuple[int, int]] = set()
     for raw in paths:
         root = Path(raw).expanduser().absolute()
@@ -143,8 +150,10 @@ def walk(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> Iterator[
             continue
         if bad_name(root):
             yield WalkError(display_path(root), NOT_UTF8)
+        elif inside is not None and not _is_within(root, inside):
+            yield WalkError(str(root), OUTSIDE)
         elif stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(root, root, seen_dirs, excluded)
+            yield from _walk_dir(root, root, seen_dirs, excluded, inside)
         elif not stat.S_ISREG(st.st_mode):  # reading a pipe or a device could block forever
             yield WalkError(str(root), "not a regular file (a pipe, socket or device)")
         else:
@@ -187,8 +196,13 @@ def display_path(path: Path | str | bytes) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def _is_within(path: Path, inside: str) -> bool:
+    real = _real(path)
+    return real == inside or real.startswith(inside.rstrip(os.sep) + os.sep)
+
+
 def _walk_dir(
-    directory: Path, root: Path, seen: set[tuple[int, int]], excluded: set[str]
+    directory: Path, root: Path, seen: set[tuple[int, int]], excluded: set[str], inside: str | None = None
 ) -> Iterator[FileEntry | WalkError]:
     try:
         st = directory.stat()
@@ -221,8 +235,10 @@ def _walk_dir(
         except OSError as exc:
             yield WalkError(str(path), _os_reason(exc))
             continue
-        if is_dir:
-            yield from _walk_dir(path, root, seen, excluded)
+        if (is_dir or is_file) and inside is not None and entry.is_symlink() and not _is_within(path, inside):
+            yield WalkError(str(path), OUTSIDE)
+        elif is_dir:
+            yield from _walk_dir(path, root, seen, excluded, inside)
         elif is_file:
             yield FileEntry(path, root)
         elif entry.is_symlink():

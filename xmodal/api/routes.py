@@ -253,12 +253,12 @@ def build_router() -> APIRouter:
         strings = isinstance(raw_access, list) and all(isinstance(a, str) for a in raw_access)
         if raw_access is not None and not (isinstance(raw_access, str) or strings):
             raise InvalidArgumentError('"access" must be a list of strings like ["group:eng", "user:ann", "public"]')
-        files = await asyncio.to_thread(resolve_index_paths, svc, body["paths"])
+        files, refused = await asyncio.to_thread(resolve_index_paths, svc, body["paths"])
         access = parse_access(raw_access) if raw_access is not None else None
         if not wait:
-            job = await asyncio.to_thread(svc.submit_index, principal, files, body.get("metadata"), access)
+            job = await asyncio.to_thread(svc.submit_index, principal, files, body.get("metadata"), access, refused)
             return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
-        return await asyncio.to_thread(svc.add_files, principal, files, body.get("metadata"), access)
+        return await asyncio.to_thread(svc.add_files, principal, files, body.get("metadata"), access, None, refused)
 
     @r.get("/jobs", summary="Index jobs, newest first (admin)")
     async def jobs(request: Request, principal: Auth) -> dict[str, Any]:
@@ -399,9 +399,10 @@ def _check_files(svc: Service, paths: list[Path]) -> None:
         raise type(bad[0][1])(f"{lead}{reasons}{more}")
 
 
-def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
+def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files to index for ``POST /index``: every path must resolve (symbolic links included)
-    inside the configured index root."""
+    inside the configured index root. Also what was found but cannot be indexed (a link out of
+    the root, an unreadable folder, a broken link), with the reason, for the report."""
     from xmodal.ingest import WalkError, walk
 
     root_setting = svc.settings.index_root
@@ -409,6 +410,7 @@ def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
         raise ForbiddenError("indexing server-side paths is disabled; start the server with --index-root DIR")
     root = root_setting.resolve()
     files: list[Path] = []
+    refused: list[tuple[str, str]] = []
     seen: set[Path] = set()  # a path given twice, or a file inside a folder also given, once
     for raw in raw_paths:
         if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 4096:
@@ -422,18 +424,18 @@ def resolve_index_paths(svc: Service, raw_paths: list[Any]) -> list[Path]:
             raise InvalidArgumentError(f"path {raw[:200]!r} cannot be used: {exc.strerror or exc}") from None
         if not exists:
             raise NotFoundError(f"no such file or folder under the index root: {raw[:200]!r}")
-        for found in walk([candidate]):
+        for found in walk([candidate], within=root):  # links out of the root: not followed
             if isinstance(found, WalkError):
-                continue
-            real = found.path.resolve()
-            if root in real.parents and found.path not in seen:  # a link out of the root is skipped
+                refused.append((found.path, found.reason))
+            elif found.path not in seen:
                 seen.add(found.path)
                 files.append(found.path)
     if not files:
-        raise InvalidArgumentError("no files found under the given paths")
+        first = f" ({refused[0][0]}: {refused[0][1]})" if refused else ""
+        raise InvalidArgumentError(f"no files found under the given paths{first}")
     if len(files) > 100_000:
         raise InvalidArgumentError("too many files in one request (limit 100,000)")
-    return files
+    return files, refused
 
 
 def install_routes(app: FastAPI) -> None:

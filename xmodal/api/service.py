@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,10 +242,12 @@ class Service:
         metadata: dict[str, Any] | None,
         access: list[str] | None,
         progress: Progress | None = None,
+        refused: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         """Index files already checked to be allowed; the access list is set before the items
         exist, so there is no moment when a restricted item is visible to others. ``progress``
-        (a job) is told of every file and may stop the run between files."""
+        (a job) is told of every file and may stop the run between files. ``refused``: files
+        found but not allowed (a link out of the index root), reported as failures."""
         from xmodal.ingest import item_id_for
 
         self.require_admin(principal)
@@ -276,6 +279,7 @@ class Service:
             # access lists they had
             indexed = {x["id"] for x in items}
             self.store.restore_acls({i: acl for i, acl in before.items() if i not in indexed})
+        report.failures.extend(refused)
         # No cache flush: result keys carry each principal's view digest, which this write
         # changed only for the principals who may see these items.
         if not items and report.failures:
@@ -290,7 +294,12 @@ class Service:
         return {"items": items, "report": report.to_dict()}
 
     def submit_index(
-        self, principal: Principal, paths: list[Path], metadata: dict[str, Any] | None, access: list[str] | None
+        self,
+        principal: Principal,
+        paths: list[Path],
+        metadata: dict[str, Any] | None,
+        access: list[str] | None,
+        refused: Sequence[tuple[str, str]] = (),
     ) -> Job:
         """Index in the background (see :mod:`xmodal.api.jobs`); bad input fails now, not in the job."""
         self.require_admin(principal)
@@ -299,7 +308,7 @@ class Service:
         def work(job: Job) -> dict[str, Any]:
             while True:  # wait for another writer (an `xmodal index`, a request) to finish
                 try:
-                    result = self.add_files(principal, paths, meta, access, progress=job)
+                    result = self.add_files(principal, paths, meta, access, progress=job, refused=refused)
                     job.waiting = False
                     return result
                 except CollectionBusyError:
