@@ -285,6 +285,10 @@ def test_a_spoken_query_is_a_text_query(split_collection: Callable[..., Collecti
     assert isinstance(vector, TextQueryVectors)
     hits = coll.pipeline.search_vector(vector, 10)
     assert _names(hits) == [("blue.png", 2.0), ("apple.txt", 0.7071), ("red.png", 0.0)]
+    # a clip with no words: said as that, not as a missing encoder
+    HearsRed.transcribe = lambda self, clip: []  # type: ignore[method-assign]
+    with pytest.raises(InvalidQueryError, match=r"^no speech was recognised in the query recording"):
+        coll.pipeline.encode(Query.audio(buf.getvalue()))
 
 
 @pytest.mark.parametrize(("tower", "second"), [("bluepixels", "blue.png"), ("pixels", "red.png")])

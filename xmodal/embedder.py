@@ -210,7 +210,12 @@ class Embedder:
             return tower.encode_query(Modality.AUDIO, [clip])
         ex = self.extract_audio(clip) if self.config.model.asr else None
         if ex is None or not ex.text.strip():
-            raise InvalidQueryError("this collection has no audio encoder and no speech was recognised in the query")
+            if ex is None:
+                raise InvalidQueryError("this collection has no audio encoder and no speech recognition")
+            raise InvalidQueryError(
+                "no speech was recognised in the query recording (this collection matches recordings by "
+                "their words; it has no audio encoder for other sounds)"
+            )
         return self.encode_query_text(ex.text)
 
 
