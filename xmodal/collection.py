@@ -290,11 +290,14 @@ class Collection:
         if state is None or state == self._model_state():
             return
         self._adopt_model_state(state)
-        for spec in self.config.model.towers().values():  # a folder retrained in place, re-embedded
-            self.registry.reload_if_changed(spec)
-        self.embedder = Embedder(self.config, self.registry)
+        self.registry.reload_changed(self.config.model.towers().values())  # a folder retrained in place
         self.dim = int(state["dim"])
         self._verified = False
+        self._load_models()
+
+    def _load_models(self) -> None:
+        """A new embedder over the registry's models as they are now, and the pipeline on it."""
+        self.embedder = Embedder(self.config, self.registry)
         self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
 
     def _save_index(self) -> None:
@@ -387,11 +390,9 @@ class Collection:
     def _reload_changed_models(self) -> bool:
         """A model directory rewritten since this process loaded it (retrained into the same
         folder, then the collection re-embedded by another process): load it again."""
-        specs = self.config.model.towers().values()
-        if not any([self.registry.reload_if_changed(spec) for spec in specs]):
+        if not self.registry.reload_changed(self.config.model.towers().values()):
             return False
-        self.embedder = Embedder(self.config, self.registry)
-        self.pipeline = SearchPipeline(self.embedder, self.index, self.catalog, self.config.limits)
+        self._load_models()
         return True
 
     # ---- reading ----------------------------------------------------------------------------
@@ -542,8 +543,7 @@ class Collection:
             raise InvalidArgumentError(f"reembed takes a ModelConfig, got {model!r}")
         with self._write_lock():
             new_config = replace(self.config, model=model)
-            for spec in model.towers().values():  # a folder retrained since this process loaded it
-                self.registry.reload_if_changed(spec)
+            self.registry.reload_changed(model.towers().values())  # a folder retrained since it loaded
             embedder = Embedder(new_config, self.registry)
             infos = embedder.infos()
             state = {

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from typing import Any
 
-from xmodal.cli.common import cli_actor
+from xmodal.cli.common import cli_actor, print_json
 
 
 def _collection_args(p: argparse.ArgumentParser) -> None:
@@ -53,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 token, info = store.create_key(args.principal, args.group, args.admin, args.note)
                 audit.record("keys.create", actor, subject_key=info.key_id, subject=info.principal, admin=info.admin)
                 if args.json:
-                    _print({"key": token, **info.to_dict()})
+                    print_json({"key": token, **info.to_dict()})
                 else:
                     role = "admin" if info.admin else "user"
                     print(f"created {role} key {info.key_id} for {info.principal}; it is shown only once:")
@@ -61,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             elif action == "list":
                 keys = store.keys()
                 if args.json:
-                    _print([k.to_dict() for k in keys])
+                    print_json([k.to_dict() for k in keys])
                 for k in [] if args.json else keys:
                     state = "revoked " + _date(k.revoked_at) if k.revoked_at else "active"
                     groups = ",".join(k.groups) or "-"
@@ -71,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
                 info = store.revoke(args.key_id)
                 audit.record("keys.revoke", actor, subject_key=info.key_id, subject=info.principal)
                 if args.json:
-                    _print({"revoked": True, **info.to_dict()})
+                    print_json({"revoked": True, **info.to_dict()})
                 else:
                     print(f"revoked key {info.key_id} of {info.principal}")
             elif action == "default-access":
                 store.set_default_access(args.policy == "public")
                 audit.record("acl.default", actor, policy=args.policy)
                 if args.json:
-                    _print({"default_access": args.policy})
+                    print_json({"default_access": args.policy})
                 else:
                     print(f"items without an access list are now {args.policy}")
             elif action == "grant":
@@ -89,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 store.set_acl(args.item_ids, entries)
                 audit.record("acl.set", actor, ids=args.item_ids, access=entries)
                 if args.json:
-                    _print({"ids": list(args.item_ids), "access": entries})
+                    print_json({"ids": list(args.item_ids), "access": entries})
                 else:
                     print(f"{len(args.item_ids)} item(s) now visible to: {', '.join(entries)}")
         finally:
@@ -99,8 +97,3 @@ def run(args: argparse.Namespace) -> int:
 
 def _date(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else ""
-
-
-def _print(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")

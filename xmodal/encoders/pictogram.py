@@ -238,9 +238,7 @@ def images_to_array(images: Sequence[Any], size: int, fit_content: float = 0.0) 
         if img.mode != "RGB":
             img = img.convert("RGB")
         if fit_content > 0:
-            if max(img.size) > 4 * size:
-                img = img.reduce(max(1, max(img.size) // (2 * size)))
-            img = fit_to_content(img, fit_content)
+            img = fit_to_content(reduce_to(img, size), fit_content)
         w, h = img.size
         if w != h:
             side = max(w, h)
@@ -253,6 +251,14 @@ def images_to_array(images: Sequence[Any], size: int, fit_content: float = 0.0) 
             img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
         out[i] = np.asarray(img, dtype=np.uint8)
     return pixels_to_input(out)
+
+
+def reduce_to(img: Any, size: int) -> Any:
+    """A picture over 4x the network's input side, shrunk (box filter) to 2-4x it: what the
+    drawing is found in before the final resize."""
+    if max(img.size) > 4 * size:
+        img = img.reduce(max(1, max(img.size) // (2 * size)))
+    return img
 
 
 def content_mask(img: Any, tolerance: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -363,10 +369,7 @@ class PictogramEncoder(Encoder):
         if self._base is not None:
             return self._base.has_content(image)
         img = image if image.mode == "RGB" else image.convert("RGB")
-        size = self.config.image_size
-        if max(img.size) > 4 * size:
-            img = img.reduce(max(1, max(img.size) // (2 * size)))
-        return bool(content_mask(img)[1].any())
+        return bool(content_mask(reduce_to(img, self.config.image_size))[1].any())
 
     def text_query_for_images(self, text_vectors: np.ndarray) -> np.ndarray | None:
         """With ``memory_text_weight``: text queries moved towards the remembered pictures of

@@ -3,7 +3,7 @@
 Built-in encoders register through the same door as plugins: the ``xmodal.encoders`` entry-point
 group. Loaded encoders are cached per registry, so a process loads each model once; a model
 directory rewritten since (a retrain into the same ``--out``) is loaded again by
-:meth:`EncoderRegistry.reload_if_changed`, which a collection calls when its stored vectors no
+:meth:`EncoderRegistry.reload_changed`, which a collection calls when its stored vectors no
 longer match the cached model.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -135,17 +135,18 @@ class EncoderRegistry:
                 self._cache[key], self._stamps[key] = encoder, stamp
             return self._cache[key]
 
-    def reload_if_changed(self, spec: str) -> bool:
-        """Forget a cached encoder whose model directory's files changed since it loaded (the
-        next :meth:`load` reads them again); True if it did. Never-loaded specs and models
+    def reload_changed(self, specs: Iterable[str]) -> bool:
+        """Forget each cached encoder whose model directory's files changed since it loaded (the
+        next :meth:`load` reads them again); True if any did. Never-loaded specs and models
         without a directory (the bundled ones, hub ids) are left alone."""
-        name, ref = split_spec(spec)
-        key = (name, ref)
-        with self._lock:
-            if key not in self._cache or directory_stamp(ref) == self._stamps.get(key):
-                return False
-            del self._cache[key], self._stamps[key]
-            return True
+        changed = False
+        for spec in specs:
+            key = split_spec(spec)
+            with self._lock:
+                if key in self._cache and directory_stamp(key[1]) != self._stamps.get(key):
+                    del self._cache[key], self._stamps[key]
+                    changed = True
+        return changed
 
 
 Stamp = tuple[tuple[str, int, int, int], ...] | None

@@ -31,7 +31,7 @@ def _faiss() -> Any:
 # Below this many queries a search runs on one OpenMP thread: FAISS's parallel loops gain nothing
 # on one query, and their idle workers then spin (GOMP_SPINCOUNT) against the text model's next
 # forward pass on a small machine -- measured on 2 cores: query encoding after a search 11.5 ms
-# with FAISS's default threads, 5.4 ms with one (bench/bench_core.py, "Query latency").
+# with FAISS's default threads, 5.4 ms with one; search p50 14.7 -> 8.2 ms (bench/bench_query_threads.py).
 PARALLEL_QUERIES = 20
 
 
