@@ -336,3 +336,20 @@ def test_cli_changes_are_in_the_audit_log(tmp_path: Path, capsys: pytest.Capture
     _, out, _ = run(capsys, "audit", "-c", coll, "--item", victim, "--json")
     assert [json.loads(line)["action"] for line in out.splitlines()] == ["items.add", "items.delete"]
     assert run(capsys, "audit", "-c", coll, "--verify")[0] == 0
+
+
+def test_an_unwritable_audit_log_warns_and_the_change_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coll = str(tmp_path / "c")
+    (tmp_path / "c").mkdir()
+    run(capsys, "index", str(media(tmp_path / "m")), "--model", "bow", "-c", coll)
+    (tmp_path / "c" / "audit.jsonl").unlink()
+    (tmp_path / "c" / "audit.jsonl").mkdir()  # not a file: appending fails
+    victim = json.loads(run(capsys, "search", "invoice", "-c", coll, "-k", "1", "--json")[1])["hits"][0]["id"]
+    code, out, err = run(capsys, "delete", victim, "-c", coll)
+    assert code == 0 and "deleted 1" in out
+    assert err.startswith("xmodal: warning: the audit log was not written") and len(err.strip().splitlines()) == 1
+    assert run(capsys, "search", "invoice consulting", "-c", coll, "--json")[0] == 0
+    _, out, _ = run(capsys, "info", "-c", coll, "--json")
+    assert json.loads(out)["items"] == 2

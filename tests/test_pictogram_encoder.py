@@ -344,3 +344,22 @@ def test_a_blank_picture_gets_no_look_vector(tmp_path) -> None:  # type: ignore[
         assert [h.metadata["name"] for h in coll.search("a triangle", k=3)] == ["triangle.png"]
         with pytest.raises(InvalidQueryError, match="blank"):
             coll.search(Query.image(root / "transparent.png"))
+
+
+def test_has_drawing_agrees_with_the_content_mask() -> None:
+    """The fast blank check (channel extremes) finds a drawing exactly when the mask the
+    content fit crops by has one pixel: near-uniform pictures with a few pixels off by up to
+    40 either side of the tolerance, from 1x1 up."""
+    from xmodal.encoders.pictogram import content_mask, has_drawing
+
+    rng = np.random.default_rng(0)
+    found = 0
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        arr = np.tile(rng.integers(0, 256, 3), (h, w, 1)).astype(np.int16)
+        for _ in range(int(rng.integers(0, 4))):
+            arr[rng.integers(0, h), rng.integers(0, w)] += rng.integers(-40, 41, 3)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        assert has_drawing(img) == bool(content_mask(img)[1].any())
+        found += has_drawing(img)
+    assert 100 < found < 400  # both answers were exercised
