@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from api_support import ApiEnv, api, png_bytes, wav_bytes
 
 from xmodal.access.store import AccessStore
@@ -71,6 +72,10 @@ def _random_query(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any] | 
     roll = rng.random()
     if roll < 0.6:
         fields["text"] = " ".join(rng.sample(WORDS, 2))
+        # keyword scores (BM25 over the whole index) do not depend on who asks, so each
+        # principal's list is the admin's cut to what it may see, as for a search by meaning;
+        # hybrid fuses ranks within what one may see, so it is checked for leaks only
+        fields["mode"] = rng.choice(["dense", "dense", "keyword", "hybrid"])
         return fields, None
     if roll < 0.85:
         colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
@@ -95,6 +100,11 @@ def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any
             got = [h["id"] for h in hits]
             leaked = [i for i in got if not _may_see(who, by_id[i]["access"], default_public)]
             assert leaked == [], f"{who} saw {leaked}"
+            checked += 1
+            if fields.get("mode") == "hybrid":
+                assert len(got) == min(k, len(allowed)), (who, fields)
+                _check_fusion(api, who, fields, hits)
+                continue
             expected = allowed[:k]
             assert len(got) == len(expected), (who, fields)  # the full top-k of what it may see
             # Same items, allowing ties at the cut-off score.
@@ -103,10 +113,23 @@ def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any
             assert sure <= set(got), (who, fields)
             for h in hits:
                 assert abs(dict(ranking)[h["id"]] - h["score"]) < 1e-5
-            checked += 1
             filtered_nonempty += bool(got) and "where" in fields
     assert filtered_nonempty > 0  # the metadata filters really select something
     return checked
+
+
+def _check_fusion(api: ApiEnv, who: str, fields: dict[str, Any], hits: list[dict[str, Any]]) -> None:
+    """A hybrid list is the reciprocal-rank fusion of the principal's own keyword and dense lists."""
+    fused: dict[str, float] = {}
+    for mode in ("keyword", "dense"):
+        r = api.client.post("/search", headers=api.h(who), data={**fields, "mode": mode, "k": "100"})
+        assert r.status_code == 200, r.text
+        for rank, h in enumerate(r.json()["hits"], 1):
+            fused[h["id"]] = fused.get(h["id"], 0.0) + 1 / (60 + rank)
+    for h in hits:
+        assert abs(fused[h["id"]] - h["score"]) < 1e-5, (who, fields)
+    expected = sorted(fused.values(), reverse=True)[: len(hits)]
+    assert [h["score"] for h in hits] == pytest.approx(expected, abs=1e-5)
 
 
 def test_randomised_principals_see_exactly_their_top_k(api: ApiEnv) -> None:

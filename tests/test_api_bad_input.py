@@ -208,6 +208,22 @@ def test_unknown_filter_fields_and_bad_modality(api: ApiEnv) -> None:
     assert_error(r, 400, "modality")
 
 
+def test_bad_search_modes(api: ApiEnv) -> None:
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "mode": "fuzzy"})
+    assert_error(r, 400, "unknown search mode 'fuzzy'")
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "lake", "mode": 3})
+    assert_error(r, 400, "search mode")
+    r = api.client.get("/search", headers=api.h("alice"), params={"q": "?!", "mode": "keyword"})
+    assert_error(r, 400, "no words to match")
+    files = {"image": ("q.png", png_bytes((1, 2, 3)), "image/png")}
+    r = api.client.post("/search", headers=api.h("alice"), data={"mode": "keyword"}, files=files)
+    assert_error(r, 400, "text query")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": " ", "mode": "hybrid"})
+    assert_error(r, 400, "query")
+    r = api.client.post("/search", headers=api.h("alice"), data={"text": "lake", "mode": ["a", "b"]})
+    assert_error(r, 400, "more than once")
+
+
 def test_path_traversal_in_index_paths(api: ApiEnv, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("the secret password")

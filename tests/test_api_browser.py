@@ -121,11 +121,12 @@ def _results(driver: Any, after: str = "") -> list[str]:
     return [e.get_attribute("data-name") for e in driver.find_elements(By.CSS_SELECTOR, "#results .hit")]
 
 
-def _search(driver: Any, text: str, modality: str = "") -> list[str]:
+def _search(driver: Any, text: str, modality: str = "", mode: str = "dense") -> list[str]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     Select(driver.find_element(By.ID, "modality")).select_by_value(modality)
+    Select(driver.find_element(By.ID, "mode")).select_by_value(mode)
     box = driver.find_element(By.ID, "query")
     box.clear()
     box.send_keys(text)
@@ -171,6 +172,18 @@ def test_type_a_query_and_see_the_right_result(site: tuple[ApiEnv, str], browser
     names = _search(browser, "sales report", modality="text")
     assert names[0] == "report.txt"
     assert "merger.txt" not in names
+
+
+def test_search_by_the_exact_words(site: tuple[ApiEnv, str], browser: Any) -> None:
+    api, base = site
+    _login(browser, base, api.keys["alice"], "alice")
+    assert len(_search(browser, "basil")) > 1  # by meaning: everything, nearest first
+    assert _search(browser, "basil", mode="keyword") == ["recipe.txt"]  # by words: only what says it
+    assert _search(browser, "merger", mode="keyword") == []  # said only by an item alice may not see
+    assert _search(browser, "revenue basil", mode="hybrid")[:2] in (
+        ["report.txt", "recipe.txt"],
+        ["recipe.txt", "report.txt"],
+    )
 
 
 def test_drop_an_image_and_see_similar_ones(site: tuple[ApiEnv, str], browser: Any, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from api_support import ApiEnv, api, png_bytes, wav_bytes
 
+from xmodal.access.audit import AuditFilter, AuditLog
+
 __all__ = ["api"]
 
 
@@ -55,6 +57,25 @@ def test_get_search_and_filters(api: ApiEnv) -> None:
         "/search", headers=api.h("bob"), json={"text": "sales", "k": 10, "where": {"name": ["red.png", "tone.wav"]}}
     )
     assert set(_names(r)) == {"red.png", "tone.wav"}
+
+
+def test_keyword_and_hybrid_search_in_every_request_form(api: ApiEnv) -> None:
+    _seed(api)
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "european", "mode": "keyword"})
+    assert _names(r) == ["report.txt"] and r.json()["mode"] == "keyword"
+    assert r.json()["hits"][0]["snippet"] == "quarterly sales report for the european market"
+    r = api.client.get("/search", headers=api.h("bob"), params={"q": "basil soup", "mode": "keyword"})
+    assert _names(r) == ["recipe.txt"]
+    r = api.client.post("/search", headers=api.h("bob"), data={"text": "tomato", "mode": "hybrid", "k": "3"})
+    assert _names(r)[0] == "recipe.txt" and r.json()["mode"] == "hybrid"
+    assert r.json()["hits"][0]["score"] == round(2 / 61, 6)  # first by its words and by meaning
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "tomato", "mode": "dense"})
+    assert r.json()["mode"] == "dense" and _names(r)[0] == "recipe.txt"
+    # the same words in another mode are another result list, not a cached one
+    r = api.client.post("/search", headers=api.h("alice"), json={"text": "tomato", "mode": "keyword"})
+    assert _names(r) == ["recipe.txt"] and r.json()["mode"] == "keyword"
+    searches = AuditLog(api.coll.path).entries(AuditFilter(principal="alice"))
+    assert [e["mode"] for e in searches if e["action"] == "search"][-2:] == ["dense", "keyword"]
 
 
 def test_image_query_finds_similar_images_and_thumbnail(api: ApiEnv) -> None:

@@ -71,6 +71,20 @@ def test_index_then_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert_one_line_error(err)
 
 
+def test_keyword_and_hybrid_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coll = str(tmp_path / "c")
+    assert run(capsys, "index", str(media(tmp_path / "m")), "--model", "bow", "-c", coll, "-q")[0] == 0
+    code, out, _ = run(capsys, "search", "consulting", "-c", coll, "--mode", "keyword", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["mode"] == "keyword" and [h["uri"][-11:] for h in data["hits"]] == ["invoice.txt"]
+    assert data["hits"][0]["snippet"] == "invoice for consulting" and data["hits"][0]["matched"] == "text"
+    code, out, _ = run(capsys, "search", "zebra", "-c", coll, "--mode", "keyword")
+    assert code == 0 and out.strip() == "no results"
+    code, out, _ = run(capsys, "search", "quarterly revenue", "-c", coll, "--mode", "hybrid", "-k", "2")
+    first = out.splitlines()[0].split()
+    assert code == 0 and first[0] == "1." and first[1] == f"{2 / 61:.4f}" and first[3].endswith("revenue.txt")
+
+
 def test_failures_give_summary_and_nonzero_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = media(tmp_path / "m")
     (root / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x01" * 10)
@@ -102,6 +116,8 @@ def test_failures_give_summary_and_nonzero_exit(tmp_path: Path, capsys: pytest.C
         (["search", "caf\udce9"], "not valid UTF-8"),  # Latin-1 bytes from the terminal
         (["eval", "MEDIA/docs/cat.txt", "--report", "MEDIA/docs/cat.txt"], "is a file"),
         (["index", "MEDIA/nope", "MEDIA/typo"], "no such file or directory"),
+        (["search", "!!!", "--mode", "keyword"], "no words to match"),
+        (["search", "--image", "MEDIA/docs/cat.txt", "--mode", "hybrid"], "matches the words of a text query"),
     ],
 )
 def test_user_mistakes_are_one_line(
@@ -285,6 +301,8 @@ def test_a_read_only_collection_can_be_searched(tmp_path: Path, capsys: pytest.C
         proc = cli("search", "quarterly revenue", "-k", "1")
         assert proc.returncode == 0, proc.stderr
         assert "revenue.txt" in proc.stdout
+        proc = cli("search", "revenue", "--mode", "keyword")
+        assert proc.returncode == 0 and "revenue.txt" in proc.stdout, proc.stderr
         proc = cli("index", str(root))
         assert proc.returncode == 3 and "is read-only: it can be searched, not changed" in proc.stderr
         assert_one_line_error(proc.stderr)

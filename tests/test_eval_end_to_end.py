@@ -48,3 +48,27 @@ def test_eval_cli_on_a_collection(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad.write_text("{not json}\n", encoding="utf-8")
     assert main(["eval", str(bad), "-c", coll]) != 0
     assert "line 1" in capsys.readouterr().err
+
+
+def test_eval_in_keyword_mode_ranks_only_items_that_say_the_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    media = tmp_path / "m"
+    write(media / "apple.txt", "apple fruit red")
+    write(media / "banana.txt", "banana fruit yellow")
+    write(media / "car.txt", "car engine wheels")
+    coll = str(tmp_path / "c")
+    assert main(["index", str(media), "--model", "bow", "-c", coll, "-q"]) == 0
+    queries = tmp_path / "q.jsonl"
+    lines = [
+        {"query": "wheels", "relevant": ["car.txt"]},  # rank 1
+        {"query": "fruit salad", "relevant": ["banana.txt", "apple.txt"]},  # both hold "fruit": ranks 1-2
+        {"query": "red engine", "relevant": ["banana.txt"]},  # says neither word: not ranked at all
+    ]
+    queries.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", str(queries), "-c", coll, "--json", "--mode", "keyword"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "keyword"
+    assert out["metrics"]["mrr@10"] == pytest.approx(2 / 3)
+    assert out["metrics"]["recall@10"] == pytest.approx(2 / 3)

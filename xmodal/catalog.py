@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from xmodal import keywords
 from xmodal.errors import CollectionError, InvalidArgumentError
 from xmodal.types import Item, Modality, Segment, VectorKind
 
@@ -67,6 +68,14 @@ class VectorRow:
     start: float | None
     end: float | None
     text: str
+
+
+@dataclass(frozen=True)
+class KeywordRow:
+    vid: int
+    item_id: str
+    score: float  # BM25, higher is better
+    snippet: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,8 @@ class Catalog:
             self._set_meta("generation", "0")
         elif int(found[0]) != SCHEMA_VERSION:
             raise CollectionError(f"{path}: catalog schema {found[0]} is not supported (expected {SCHEMA_VERSION})")
+        if not self.read_only:
+            keywords.ensure_index(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -385,6 +396,33 @@ class Catalog:
             sql += " WHERE " + " AND ".join(clauses)
         rows = self._db.execute(sql, params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def keyword_matches(self, match: str, limit: int, allow: np.ndarray | None = None) -> list[KeywordRow]:
+        """The ``limit`` best rows for an FTS5 ``match`` expression by BM25 (higher is better),
+        among the vector ids ``allow`` when given, each with a snippet around the matched words."""
+        if not keywords.has_index(self._db):
+            raise CollectionError(
+                f"{self.path}: this collection has no keyword index yet; it is built the first time "
+                "the collection is opened with write access (e.g. by xmodal index), with an SQLite "
+                "that has FTS5 (Python's own has)"
+            )
+        table = keywords.TABLE
+        sql = (
+            f"SELECT f.rowid, v.item_id, -bm25({table}), "
+            f"snippet({table}, 0, '', '', '\u2026', {keywords.SNIPPET_TOKENS}) "
+            f"FROM {table} f JOIN vectors v ON v.vid = f.rowid WHERE {table} MATCH ?"
+        )
+        params: list[Any] = [match]
+        if allow is not None:
+            if not len(allow):
+                return []
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS allow_vids(vid INTEGER PRIMARY KEY)")
+            self._db.execute("DELETE FROM allow_vids")
+            self._db.executemany("INSERT OR IGNORE INTO allow_vids(vid) VALUES (?)", ((int(v),) for v in allow))
+            sql += " AND f.rowid IN (SELECT vid FROM allow_vids)"
+        sql += " ORDER BY rank, f.rowid LIMIT ?"
+        params.append(int(limit))
+        return [KeywordRow(int(r[0]), r[1], float(r[2]), r[3]) for r in self._db.execute(sql, params)]
 
     def metadata_keys(self) -> set[str]:
         rows = self._db.execute("SELECT DISTINCT j.key FROM items, json_each(items.metadata) AS j").fetchall()

@@ -43,7 +43,7 @@ from xmodal.ingest import (
     display_path,
 )
 from xmodal.search import Query, SearchPipeline
-from xmodal.types import Hit, Item, Modality
+from xmodal.types import Hit, Item, Modality, SearchMode
 
 MANIFEST = COLLECTION_MANIFEST
 CATALOG = COLLECTION_CATALOG
@@ -431,7 +431,12 @@ class Collection:
         modality: Modality | str | None = None,
         where: dict[str, Any] | None = None,
         allow_items: set[str] | None = None,
+        mode: SearchMode | str | None = None,
     ) -> list[Hit]:
+        """The best ``k`` items for ``query``. ``mode``: ``dense`` (default; by meaning, across
+        modalities, scores are cosines), ``keyword`` (BM25 over the text kept with the items:
+        text chunks, OCR text, transcripts) or ``hybrid`` (both rankings fused by reciprocal
+        rank; scores are fusion scores, about 1/60 per ranking that holds the item first)."""
         self._check_open()
         if isinstance(query, str):
             query = Query.text(query)
@@ -440,9 +445,11 @@ class Collection:
         if allow_items is not None and not isinstance(allow_items, set | frozenset):
             raise InvalidArgumentError("allow_items must be a set of item ids")
         mod = Modality.parse(modality) if modality is not None else None
+        mode = SearchMode.parse(mode)
         self.refresh()
-        self.verify_encoders()
-        return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items)
+        if mode is not SearchMode.KEYWORD:  # keywords match stored text: no model is loaded
+            self.verify_encoders()
+        return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items, mode=mode)
 
     # ---- writing ----------------------------------------------------------------------------
     def delete(self, ids: Iterable[str] | str) -> int:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from xmodal.catalog import META_SCALARS, Catalog, check_meta_key, utf8_text
+from xmodal import keywords
+from xmodal.catalog import META_SCALARS, Catalog, KeywordRow, check_meta_key, utf8_text
 from xmodal.embedder import Embedder
 from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.index.base import VectorIndex
@@ -22,7 +23,7 @@ from xmodal.media.audio import load_audio
 from xmodal.media.image import load_image
 from xmodal.media.limits import MediaLimits
 from xmodal.search_kinds import PictureVids
-from xmodal.types import Hit, Modality, VectorKind
+from xmodal.types import Hit, Modality, SearchMode, VectorKind
 
 MAX_K = 1000
 MAX_QUERY_CHARS = 10_000
@@ -177,6 +178,32 @@ def _json_texts(value: Any) -> list[str]:
     return [repr(value) if isinstance(value, float) else str(value)]
 
 
+def query_text(query: Query) -> str:
+    """The words of a text query, checked: not empty, not too long, valid UTF-8."""
+    text = (query.content or "").strip()
+    if not text:
+        raise InvalidQueryError("the query is empty")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+    if not utf8_text(text):  # bytes from a non-UTF-8 terminal, or a lone surrogate
+        raise InvalidQueryError("the query is not valid UTF-8 text")
+    return text
+
+
+def keyword_match(query: Query | None, mode: SearchMode) -> str | None:
+    """The FTS5 expression a keyword or hybrid search matches (None in a hybrid search whose
+    text has no word: it is then a dense search). Keyword matching needs a text query."""
+    if query is None or query.modality is not Modality.TEXT:
+        raise InvalidQueryError(
+            f"{mode.value} search matches the words of a text query; search by "
+            f"{'an image or a recording' if query is not None else 'a vector'} with mode dense"
+        )
+    match = keywords.match_expression(query_text(query))
+    if match is None and mode is SearchMode.KEYWORD:
+        raise InvalidQueryError("the query has no words to match (keyword search matches letters and digits)")
+    return match
+
+
 class Reranker(ABC):
     """Optional second stage: reorder (and may drop) the candidate hits for a query."""
 
@@ -204,14 +231,7 @@ class SearchPipeline:
 
     def encode(self, query: Query) -> QueryVector:
         if query.modality is Modality.TEXT:
-            text = (query.content or "").strip()
-            if not text:
-                raise InvalidQueryError("the query is empty")
-            if len(text) > MAX_QUERY_CHARS:
-                raise InvalidQueryError(f"the query is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-            if not utf8_text(text):  # bytes from a non-UTF-8 terminal, or a lone surrogate
-                raise InvalidQueryError("the query is not valid UTF-8 text")
-            return self._as_text_query(self.embedder.encode_query_text(text))
+            return self._as_text_query(self.embedder.encode_query_text(query_text(query)))
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
@@ -259,12 +279,16 @@ class SearchPipeline:
         modality: Modality | None = None,
         where: dict[str, Any] | None = None,
         allow_items: set[str] | None = None,
+        mode: SearchMode | str | None = None,
     ) -> list[Hit]:
         k = validate_k(k)
+        mode = SearchMode.parse(mode)
         filters = normalise_where(where)
         self.check_filter_fields(filters)
-        vector = self.encode(query)
-        return self.search_vector(vector, k, modality, filters, allow_items, query)
+        if mode is not SearchMode.DENSE:
+            keyword_match(query, mode)  # a bad query fails before the model is asked
+        vector = None if mode is SearchMode.KEYWORD else self.encode(query)
+        return self.search_vector(vector, k, modality, filters, allow_items, query, mode)
 
     def check_filter_fields(self, where: dict[str, list[str]]) -> None:
         if not where:
@@ -288,22 +312,47 @@ class SearchPipeline:
 
     def search_vector(
         self,
-        vector: QueryVector,
+        vector: QueryVector | None,
         k: int,
         modality: Modality | None = None,
         where: dict[str, list[str]] | None = None,
         allow_items: set[str] | None = None,
         query: Query | None = None,
+        mode: SearchMode | str | None = None,
     ) -> list[Hit]:
         """``vector`` is one query row, or several ways of matching one query (a picture's look
         and the words OCR read in it). One row ranks items by their best cosine. Several rows
         are ranked apart to a fixed depth and their cosines mixed by the rows' weights
         (:func:`mix_merge`; a query picture's words weigh more the more of them there are). A
         text query with the image tower's own vector (``TextQueryVectors``) scores picture
-        vectors with that and the rest with the text vector, in one list."""
+        vectors with that and the rest with the text vector, in one list.
+
+        ``mode`` keyword ranks by BM25 over the stored text with the words of ``query`` (no
+        vector needed); hybrid fuses that ranking with the vector's by reciprocal rank."""
+        mode = SearchMode.parse(mode)
         allow = self.allowed_vids(modality, where or {}, allow_items)
+        if mode is SearchMode.DENSE:
+            if vector is None:
+                raise InvalidArgumentError("a dense search needs a query vector")
+            return self._finish(self._dense(vector, k, allow), k, query)
+        match = keyword_match(query, mode)
+        if mode is SearchMode.KEYWORD:
+            assert match is not None  # keyword_match refuses a keyword search without words
+            ranked, snippets = self._keyword(match, k, allow)
+            return self._finish(ranked, k, query, snippets)
+        if vector is None:
+            raise InvalidArgumentError("a hybrid search needs a query vector")
+        depth = max(k, FUSION_DEPTH)
+        dense = self._dense(vector, depth, allow)
+        found, snippets = self._keyword(match, depth, allow) if match else ([], {})
+        rows = self.catalog.vector_rows([vid for _, vid in dense + found])
+        per_list = [[(rows[vid].item_id, vid) for _, vid in ranked if vid in rows] for ranked in (found, dense)]
+        return self._finish(rrf_merge(per_list, k), k, query, snippets)
+
+    def _dense(self, vector: QueryVector, k: int, allow: np.ndarray | None) -> list[tuple[float, int]]:
+        """(score, vid) of the best k items by vector similarity."""
         if isinstance(vector, TextQueryVectors):
-            return self._finish(self._split_ranked(vector, k, allow), k, query)
+            return self._split_ranked(vector, k, allow)
         n_vectors = len(self.index) if allow is None else int(allow.shape[0])
         if isinstance(vector, np.ndarray) and np.atleast_2d(vector).shape[0] > 1:
             vector = QueryRows(tuple(np.atleast_2d(vector)))
@@ -317,12 +366,29 @@ class SearchPipeline:
                 self._split_best(row, depth, allow) if isinstance(row, TextQueryVectors) else next(found)
                 for row in vector.rows
             ]
-            return self._finish(mix_merge(per_row, vector.mix(), k, depth), k, query)
+            return mix_merge(per_row, vector.mix(), k, depth)
         best = self._best_items(np.atleast_2d(vector), k, allow, n_vectors)[0]
-        return self._finish(sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k], k, query)
+        return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
 
-    def _finish(self, ranked: list[tuple[float, int]], k: int, query: Query | None) -> list[Hit]:
-        hits = self._hits(ranked)
+    def _keyword(self, match: str, k: int, allow: np.ndarray | None) -> tuple[list[tuple[float, int]], dict[int, str]]:
+        """(BM25, vid) of the best k items by their best-matching text, and each one's snippet
+        around the matched words; the search widens until k items are found or none is left."""
+        fetch = max(k * 4, 16)
+        while True:
+            rows = self.catalog.keyword_matches(match, fetch, allow)
+            best: dict[str, KeywordRow] = {}
+            for row in rows:  # best first: an item keeps its best-matching piece
+                best.setdefault(row.item_id, row)
+            if len(best) >= k or len(rows) < fetch:
+                break
+            fetch *= 4
+        ranked = sorted(best.values(), key=lambda r: (-r.score, r.vid))[:k]
+        return [(r.score, r.vid) for r in ranked], {r.vid: r.snippet for r in ranked}
+
+    def _finish(
+        self, ranked: list[tuple[float, int]], k: int, query: Query | None, snippets: dict[int, str] | None = None
+    ) -> list[Hit]:
+        hits = self._hits(ranked, snippets or {})
         if self.reranker is not None and query is not None:
             hits = self.reranker.rerank(query, hits)[:k]
         return hits
@@ -406,7 +472,7 @@ class SearchPipeline:
             found.append(best)
         return found
 
-    def _hits(self, ranked: list[tuple[float, int]]) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[float, int]], snippets: dict[int, str]) -> list[Hit]:
         rows = self.catalog.vector_rows([vid for _, vid in ranked])
         items = self.catalog.items_by_id(list({row.item_id for row in rows.values()}))
         hits = []
@@ -425,7 +491,7 @@ class SearchPipeline:
                     start=row.start,
                     end=row.end,
                     kind=row.kind,
-                    snippet=row.text or None,
+                    snippet=snippets.get(vid) or row.text or None,
                 )
             )
         return hits
@@ -435,6 +501,22 @@ RARE_KIND = 20  # a kind under 1/20 of the vectors searched ...
 RARE_KIND_IDS = 4096  # ... and with at most this many gets its own filtered index call
 MAX_SCALE = 100  # first depth of a shared call at most this many times k's (then it widens)
 MIX_DEPTH = 100  # items taken from each row before mixing
+FUSION_DEPTH = 100  # items taken from the keyword and the vector ranking of a hybrid search
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009; Elasticsearch, Milvus, Qdrant)
+
+
+def rrf_merge(per_list: list[list[tuple[str, int]]], k: int, c: int = RRF_K) -> list[tuple[float, int]]:
+    """Reciprocal-rank fusion of rankings of (item, vid), best first: an item scores the sum of
+    1 / (c + rank) over the lists that hold it and keeps the vid of the list that ranks it
+    highest (the first list on a tie). Scores are rounded to 1e-9, so a tie is broken by vid."""
+    best: dict[str, tuple[float, int, int]] = {}  # item -> (score, best rank, vid)
+    for ranked in per_list:
+        for rank, (item, vid) in enumerate(ranked, 1):
+            score, top, kept = best.get(item, (0.0, rank + 1, vid))
+            best[item] = (score + 1.0 / (c + rank), min(top, rank), vid if rank < top else kept)
+    out = [(round(score, 9), vid) for score, _, vid in best.values()]
+    out.sort(key=lambda t: (-t[0], t[1]))
+    return out[:k]
 
 
 def mix_merge(

@@ -27,6 +27,29 @@ class Modality(StrEnum):
             raise InvalidArgumentError(f"unknown modality {value!r}; expected one of: {names}") from None
 
 
+class SearchMode(StrEnum):
+    """How a query is matched: by meaning (vectors), by its words (BM25 over the text kept with
+    the items), or both, their rankings fused."""
+
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+    @classmethod
+    def parse(cls, value: str | SearchMode | None) -> SearchMode:
+        from xmodal.errors import InvalidArgumentError
+
+        if value is None:
+            return cls.DENSE
+        if isinstance(value, SearchMode):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise InvalidArgumentError(f"unknown search mode {value!r}; expected one of: {names}") from None
+
+
 class VectorKind(StrEnum):
     """Where a vector came from. An item may carry several (its pixels, its OCR text, ...)."""
 

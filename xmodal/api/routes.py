@@ -34,11 +34,13 @@ _JSON_BODY = {"type": "object", "properties": {
     "text": {"type": "string"}, "k": {"type": "integer", "default": 10},
     "modality": {"type": "string", "enum": ["text", "image", "audio"]},
     "where": {"type": "object", "additionalProperties": True},
+    "mode": {"type": "string", "enum": ["dense", "keyword", "hybrid"], "default": "dense"},
 }}  # fmt: skip
 _FORM_BODY = {"type": "object", "properties": {
     "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
     "audio": {"type": "string", "format": "binary"}, "k": {"type": "integer"},
     "modality": {"type": "string"}, "where": {"type": "string", "description": "JSON object"},
+    "mode": {"type": "string", "enum": ["dense", "keyword", "hybrid"]},
 }}  # fmt: skip
 SEARCH_DOC = {"requestBody": {"content": {
     "application/json": {"schema": _JSON_BODY}, "multipart/form-data": {"schema": _FORM_BODY},
@@ -142,13 +144,15 @@ async def parse_search(request: Request) -> SearchRequest:
         body = await _read_json(request)
         if not isinstance(body, dict):
             raise InvalidArgumentError('the JSON body must be an object like {"text": "...", "k": 10}')
-        unknown = set(body) - {"text", "k", "modality", "where"}
+        unknown = set(body) - {"text", "k", "modality", "where", "mode"}
         if unknown:
-            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected text, k, modality, where")
+            raise InvalidArgumentError(f"unknown field {sorted(unknown)[0]!r}; expected text, k, modality, where, mode")
         text = body.get("text")
         if not isinstance(text, str):
             raise InvalidQueryError('give the query as "text": a string (or upload an image or audio file)')
-        return SearchRequest(Query.text(text), body.get("k", 10), body.get("modality"), body.get("where"))
+        return SearchRequest(
+            Query.text(text), body.get("k", 10), body.get("modality"), body.get("where"), body.get("mode")
+        )
     form = await request.form()
     repeated = sorted(key for key in set(form.keys()) if len(form.getlist(key)) > 1)
     if repeated:  # which one was meant? (JSON cannot repeat a field either)
@@ -167,7 +171,14 @@ async def parse_search(request: Request) -> SearchRequest:
     k = _int_field(form.get("k"), "k")
     modality = form.get("modality")
     where = _json_field(form.get("where"), "where")
-    return SearchRequest(queries[0], 10 if k is None else k, modality if isinstance(modality, str) else None, where)
+    mode = form.get("mode")
+    return SearchRequest(
+        queries[0],
+        10 if k is None else k,
+        modality if isinstance(modality, str) else None,
+        where,
+        mode if isinstance(mode, str) else None,
+    )
 
 
 def _sniff_modality(data: bytes) -> Modality:
@@ -190,9 +201,9 @@ def build_router() -> APIRouter:
     @r.get("/search", summary="Search by text (query string)")
     async def search_get(
         request: Request, principal: Auth, q: str, k: int = 10, modality: str | None = None,
-        where: str | None = None,
+        where: str | None = None, mode: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        req = SearchRequest(Query.text(q), k, modality, _json_field(where, "where"))
+        req = SearchRequest(Query.text(q), k, modality, _json_field(where, "where"), mode)
         return await asyncio.to_thread(service_of(request).search, principal, req)
 
     @r.get("/items/{item_id}", summary="An item's record")

@@ -33,8 +33,8 @@ from xmodal.errors import (
     NotFoundError,
 )
 from xmodal.ingest import IngestReport, NullProgress, Progress
-from xmodal.search import MAX_QUERY_CHARS, Query, SearchPipeline, normalise_where, validate_k
-from xmodal.types import Hit, Item, Modality
+from xmodal.search import MAX_QUERY_CHARS, Query, SearchPipeline, keyword_match, normalise_where, validate_k
+from xmodal.types import Hit, Item, Modality, SearchMode
 
 ITEM_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_CACHED_K = 100
@@ -67,6 +67,7 @@ class SearchRequest:
     k: Any = 10
     modality: str | None = None
     where: dict[str, Any] | None = None
+    mode: Any = None  # dense (default), keyword or hybrid
 
 
 class Service:
@@ -148,6 +149,9 @@ class Service:
     def search(self, principal: Principal, req: SearchRequest) -> dict[str, Any]:
         k = validate_k(req.k)
         modality = Modality.parse(req.modality) if req.modality not in (None, "", "any") else None
+        mode = SearchMode.parse(req.mode if req.mode != "" else None)
+        if mode is not SearchMode.DENSE:
+            keyword_match(req.query, mode)  # a bad query is refused before any work
         where = normalise_where(req.where)
         qkey = _query_key(req.query)
         filters = json.dumps(where, sort_keys=True)
@@ -158,7 +162,7 @@ class Service:
         if unknown:
             known = ", ".join(sorted(vis.fields)) or "none"
             raise InvalidArgumentError(f"unknown filter field {unknown[0]!r}; fields you can filter on: {known}")
-        rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
+        rkey = (qkey, k, modality, filters, mode, principal.cache_key, vis.digest)
         cached = self.results.get(rkey)
         self.metrics.cache_lookup("results", cached is not None)
         if cached is None:
@@ -169,17 +173,20 @@ class Service:
                 # pipeline that encodes for it are read together.
                 self.coll.verify_encoders()
                 model, pipeline = self.coll.model_key, self.coll.pipeline
-            vector = self._embed(principal, req.query, qkey, model, pipeline)
+            dense = mode is not SearchMode.KEYWORD  # keywords match stored text: nothing to encode
+            vector = self._embed(principal, req.query, qkey, model, pipeline) if dense else None
             with self.lock, self.metrics.stage("search"):
                 self.coll.refresh()  # writes by another process (`xmodal index`) become visible
-                if self.coll.model_key != model:  # it re-embedded with another model: encode again
+                if dense and self.coll.model_key != model:  # it re-embedded with another model: encode again
                     self.coll.verify_encoders()
                     vector = self._embed(principal, req.query, qkey, self.coll.model_key, self.coll.pipeline)
                 if self._versions() != versions:  # the index changed meanwhile: use the new view
                     versions = self._versions()
                     vis = self.visibility(principal, versions)
-                    rkey = (qkey, k, modality, filters, principal.cache_key, vis.digest)
-                hits = self.coll.pipeline.search_vector(vector, k, modality, where, allow_items=_as_set(vis.ids))
+                    rkey = (qkey, k, modality, filters, mode, principal.cache_key, vis.digest)
+                hits = self.coll.pipeline.search_vector(
+                    vector, k, modality, where, allow_items=_as_set(vis.ids), query=req.query, mode=mode
+                )
             cached = tuple(hits)
             if k <= MAX_CACHED_K:  # bounded memory: very long result lists are not kept
                 self.results.put(rkey, cached)
@@ -193,9 +200,10 @@ class Service:
             k=k,
             modality=modality.value if modality else None,
             where=where or None,
+            mode=mode.value,
             ids=[h["id"] for h in out],
         )
-        return {"query": _describe(req.query), "k": k, "hits": out}
+        return {"query": _describe(req.query), "k": k, "mode": mode.value, "hits": out}
 
     def _embed(self, principal: Principal, query: Query, qkey: str, model: str, pipeline: SearchPipeline) -> Any:
         # Keyed by principal too: a shared cache would let one user time another's queries;

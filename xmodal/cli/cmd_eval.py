@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from xmodal.cli.common import common_parser
+from xmodal.cli.common import common_parser, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -20,6 +19,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("queries", help="JSONL file of queries with their relevant items")
     p.add_argument("--modality", choices=["text", "image", "audio"], help="only rank items of this modality")
+    p.add_argument(
+        "--mode",
+        choices=["dense", "keyword", "hybrid"],
+        default="dense",
+        help="how queries are matched, as in xmodal search (default dense)",
+    )
     p.add_argument("-k", type=int, default=10, help="search depth, at least 10: metrics are cut at 1/5/10 (default 10)")
     p.add_argument("--report", metavar="OUT_DIR", help="write report.md, recall_at_k.svg and metrics.json")
     p.set_defaults(func=run)
@@ -41,17 +46,17 @@ def run(args: argparse.Namespace) -> int:
     collection = Collection.open(args.collection)
     result = evaluate_queries(
         queries,
-        collection_search(collection, args.modality),
+        collection_search(collection, args.modality, args.mode),
         k=args.k,
         known_uris=collection_uris(collection),
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.report:
-        path = write_report(result, Path(args.report), title=f"xmodal eval: {Path(args.queries).name}")
+        path = write_report(result, Path(args.report), title=f"xmodal eval: {Path(args.queries).name} ({args.mode})")
         print(f"report: {path}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
+        print_json({**result.to_dict(), "mode": args.mode})
     else:
         print(f"{result.n_queries} queries")
         for name, value in result.metrics.items():
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def collection_search(collection: Any, modality: str | None):  # type: ignore[no-untyped-def]
+def collection_search(collection: Any, modality: str | None, mode: str = "dense"):  # type: ignore[no-untyped-def]
     """Adapt ``Collection.search`` to the harness: a query -> [(uri, score)] best first."""
     from xmodal.search import Query
     from xmodal.types import Modality
@@ -68,7 +73,7 @@ def collection_search(collection: Any, modality: str | None):  # type: ignore[no
 
     def search(q, k):  # type: ignore[no-untyped-def]
         query = {"text": Query.text, "image": Query.image, "audio": Query.audio}[q.kind](q.value)
-        return [(hit.uri, hit.score) for hit in collection.search(query, k=k, modality=mod)]
+        return [(hit.uri, hit.score) for hit in collection.search(query, k=k, modality=mod, mode=mode)]
 
     return search
 

@@ -16,6 +16,13 @@ def register(sub: Any) -> None:
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--modality", choices=["text", "image", "audio"], help="only return items of this modality")
     p.add_argument("--where", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
+    p.add_argument(
+        "--mode",
+        choices=["dense", "keyword", "hybrid"],
+        default="dense",
+        help="dense: by meaning, across modalities (default); keyword: by the words of the query in "
+        'the text, OCR text and transcripts (BM25; "quoted phrases"); hybrid: both, fused',
+    )
     p.set_defaults(func=run)
 
 
@@ -35,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         query = Query.text(args.text)
     where = parse_pairs(args.where, "--where")
     with Collection.open(args.collection) as coll:
-        hits = coll.search(query, k=args.k, modality=args.modality, where=where)
+        hits = coll.search(query, k=args.k, modality=args.modality, where=where, mode=args.mode)
     if args.json:
-        print_json({"query": query.describe(), "hits": [h.to_dict() for h in hits]})
+        print_json({"query": query.describe(), "mode": args.mode, "hits": [h.to_dict() for h in hits]})
         return 0
     if not hits:
         print("no results")
@@ -46,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         snippet = (hit.snippet or "").replace("\n", " ")
         if len(snippet) > 70:
             snippet = snippet[:67] + "..."
-        print(f"{rank:>3}. {hit.score:6.3f}  {hit.modality.value:<5}  {printable(hit.uri)}{span}")
+        score = f"{hit.score:6.4f}" if args.mode == "hybrid" else f"{hit.score:6.3f}"  # fusion: ~1/60
+        print(f"{rank:>3}. {score}  {hit.modality.value:<5}  {printable(hit.uri)}{span}")
         if snippet:
             print(f"              {snippet!r}")
     return 0

@@ -160,6 +160,7 @@
     if (!text) { setStatus("type something to search for", true); return; }
     const form = commonFields(new FormData());
     form.append("text", text);
+    if ($("mode").value !== "dense") form.append("mode", $("mode").value);  // files: by meaning only
     run(form, "“" + text + "”");
   });
 
