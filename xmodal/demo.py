@@ -32,6 +32,7 @@ class DemoQuery:
     kind: str  # text | image | audio
     value: str  # the text, or the file for image/audio queries
     expect: str  # file name expected among the top hits
+    mode: str = "dense"  # how the query is matched (xmodal search --mode)
 
 
 def load_quotes() -> list[str]:
@@ -135,6 +136,9 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
             "text -> scanned document (OCR)", "text", "banker lending an umbrella", f"{_slug(scan_i, 'scan')}.png"
         ),
         DemoQuery("text -> recording (speech)", "text", "tell the truth", f"{_slug(speech_i, 'voice')}.wav"),
+        DemoQuery(
+            "one exact word -> scanned document (--mode keyword)", "text", "economize", _scan_name(scans, 1), "keyword"
+        ),
         DemoQuery("image -> document", "image", str(q_img), _scan_name(scans, 2)),
         DemoQuery("text -> pictogram (a style never trained on)", "text", *PICTOGRAM_TEXT_QUERY),
         DemoQuery(
@@ -191,7 +195,7 @@ def run_demo(
         missed = 0
         for q in queries:
             query = Query.text(q.value) if q.kind == "text" else getattr(Query, q.kind)(q.value)
-            hits = coll.search(query, k=3)
+            hits = coll.search(query, k=3, mode=q.mode)
             names = [h.metadata.get("name") for h in hits]
             ok = q.expect in names
             missed += 0 if ok else 1
