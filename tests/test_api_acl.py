@@ -4,8 +4,11 @@ and nothing about other items leaks: not in hits, item reads, previews, errors, 
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +75,8 @@ def _random_query(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any] | 
     roll = rng.random()
     if roll < 0.6:
         fields["text"] = " ".join(rng.sample(WORDS, 2))
-        # keyword scores (BM25 over the whole index) do not depend on who asks, so each
-        # principal's list is the admin's cut to what it may see, as for a search by meaning;
-        # hybrid fuses ranks within what one may see, so it is checked for leaks only
+        # keyword scores come from the statistics of what the principal may see (checked by
+        # hand below); hybrid fuses the principal's own keyword and dense lists
         fields["mode"] = rng.choice(["dense", "dense", "keyword", "hybrid"])
         return fields, None
     if roll < 0.85:
@@ -85,7 +87,7 @@ def _random_query(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any] | 
 
 def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any]], default_public: bool) -> int:
     checked = 0
-    filtered_nonempty = 0
+    filtered_nonempty = keyword_nonempty = 0
     for _ in range(25):
         fields, files = _random_query(rng)
         full = api.client.post("/search", headers=api.h("admin"), data={**fields, "k": "1000"}, files=files)
@@ -96,6 +98,9 @@ def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any
             r = api.client.post("/search", headers=api.h(who), data=fields, files=files)
             assert r.status_code == 200, r.text
             hits = r.json()["hits"]
+            if fields.get("mode") == "keyword":
+                sees = functools.partial(_sees, by_id, who, default_public)
+                ranking = _bm25_ranking(by_id, fields, sees)
             allowed = [(i, s) for i, s in ranking if _may_see(who, by_id[i]["access"], default_public)]
             got = [h["id"] for h in hits]
             leaked = [i for i in got if not _may_see(who, by_id[i]["access"], default_public)]
@@ -114,8 +119,41 @@ def _check_round(api: ApiEnv, rng: random.Random, by_id: dict[str, dict[str, Any
             for h in hits:
                 assert abs(dict(ranking)[h["id"]] - h["score"]) < 1e-5
             filtered_nonempty += bool(got) and "where" in fields
+            keyword_nonempty += bool(got) and fields.get("mode") == "keyword" and who != "admin"
     assert filtered_nonempty > 0  # the metadata filters really select something
+    assert keyword_nonempty > 0  # principals' keyword scores were checked by hand
     return checked
+
+
+def _sees(by_id: dict[str, dict[str, Any]], who: str, default_public: bool, item_id: str) -> bool:
+    return _may_see(who, by_id[item_id]["access"], default_public)
+
+
+def _bm25_ranking(
+    by_id: dict[str, dict[str, Any]], fields: dict[str, Any], visible: Callable[[str], bool]
+) -> list[tuple[str, float]]:
+    """Keyword ranking by hand: FTS5's BM25 with the statistics of the visible text items only
+    (the words of these texts are their own stems), then the request's filters."""
+    docs = {i: item["data"].decode().split() for i, item in by_id.items() if item["name"].endswith(".txt")}
+    seen = {i: words for i, words in docs.items() if visible(i)}
+    if not seen:
+        return []
+    avgdl = sum(len(w) for w in seen.values()) / len(seen)
+    scores: dict[str, float] = {}
+    for term in dict.fromkeys(fields["text"].split()):
+        n = sum(term in words for words in seen.values())
+        idf = max(math.log((len(seen) - n + 0.5) / (n + 0.5)), 1e-6)
+        for i, words in seen.items():
+            tf = words.count(term)
+            if tf:
+                scores[i] = scores.get(i, 0.0) + idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len(words) / avgdl))
+    shade = json.loads(fields["where"])["shade"] if "where" in fields else None
+    keep = [
+        (i, round(s, 6))
+        for i, s in scores.items()
+        if fields.get("modality") in (None, "text") and shade in (None, by_id[i]["shade"])
+    ]
+    return sorted(keep, key=lambda t: -t[1])
 
 
 def _check_fusion(api: ApiEnv, who: str, fields: dict[str, Any], hits: list[dict[str, Any]]) -> None:

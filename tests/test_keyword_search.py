@@ -42,7 +42,7 @@ def test_match_expression_quotes_every_word_and_phrase() -> None:
     # FTS5 operators, column filters, prefixes and stray quotes in user text are plain words
     assert keywords.match_expression('NOT cat AND text:dog* "') == '"not" OR "cat" OR "and" OR "text" OR "dog"'
     assert keywords.match_expression("cat CAT cat") == '"cat"'
-    assert keywords.match_expression("INV-2024-0117") == '"inv" OR "2024" OR "0117"'
+    assert keywords.match_expression("INV-2024-0117 v2.1") == '"inv 2024 0117" OR "v2 1"'  # one phrase each
     assert keywords.match_expression("!!! ... ??") is None
     assert keywords.match_expression('""') is None
     many = " ".join(f"w{i}" for i in range(100))
@@ -84,6 +84,87 @@ def test_keyword_scores_are_bm25_and_rank_rarer_words_first(tmp_path: Path, open
         assert hit.score == pytest.approx(expected[hit.metadata["name"]], rel=1e-9)
     assert names(hits)[0] == "b.txt"  # two apples
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_scores_over_the_visible_rows_match_fts5_and_a_hand_computation(tmp_path: Path, open_collection: Open) -> None:
+    texts = {
+        "a.txt": "running runners run the red race",
+        "b.txt": "the red fox jumps over the lazy red dog",
+        "c.txt": "a quick red fox",
+        "d.txt": "lazy afternoons by the river",
+        "e.txt": "the race is run",
+    }
+    for name, text in texts.items():
+        write(tmp_path / "m" / name, text)
+    coll = open_collection()
+    coll.add([tmp_path / "m"])
+    cat = coll.catalog
+    terms = keywords.query_terms('red "lazy dog" runs')
+    every = cat.filtered_vids(None, {})
+    by_fts = {r.vid: r.score for r in cat.keyword_matches(terms, 100)}
+    by_python = {r.vid: r.score for r in cat.keyword_matches(terms, 100, visible=every)}
+    assert by_python.keys() == by_fts.keys() and len(by_fts) == 4  # stemmed: "runs" finds "running", "run"
+    for vid, score in by_fts.items():
+        assert by_python[vid] == pytest.approx(score, rel=1e-9)
+    # a principal who sees a, b and c only: the statistics are theirs, the filter applies after
+    ids = {h.metadata["name"]: h.id for h in coll.search("red", k=10, mode="keyword")}
+    seen = {ids[n] for n in ("a.txt", "b.txt", "c.txt")}
+    hits = coll.search("red lazy", k=10, mode="keyword", allow_items=seen)
+    docs = [texts[n].split() for n in ("a.txt", "b.txt", "c.txt")]
+    expected = {n: fts5_bm25(docs, ["red", "lazy"], texts[n].split()) for n in ("a.txt", "b.txt", "c.txt")}
+    assert {h.metadata["name"]: h.score for h in hits} == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_principals_scores_do_not_move_with_items_it_cannot_see(tmp_path: Path, open_collection: Open) -> None:
+    write(tmp_path / "m" / "mine.txt", "quarterly merger plan draft")
+    for i in range(4):
+        write(tmp_path / "m" / f"f{i}.txt", f"lorem ipsum {i}")
+    coll = open_collection()
+    coll.add([tmp_path / "m"])
+    mine = {h.id for h in coll.search("lorem merger", k=10, mode="keyword")}
+    before = [(h.id, h.score) for h in coll.search("merger", mode="keyword", allow_items=mine)]
+    for n in range(3):  # hidden items saying the same word come and go
+        write(tmp_path / "hidden" / f"secret{n}.txt", "confidential merger with acme")
+        coll.add([tmp_path / "hidden"])
+        assert [(h.id, h.score) for h in coll.search("merger", mode="keyword", allow_items=mine)] == before
+        hybrid = coll.search("merger", mode="hybrid", allow_items=mine)
+        assert {h.id for h in hybrid} == mine
+    unrestricted = coll.search("merger", k=10, mode="keyword")
+    ((mine_id, score),) = before
+    assert len(unrestricted) == 4 and {h.id: h.score for h in unrestricted}[mine_id] < score  # whole-index statistics
+
+
+def test_an_upgrade_waits_for_no_other_writer(
+    tmp_path: Path, open_collection: Open, registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keywords, "UPGRADE_WAIT_MS", 100)
+    coll = open_collection()
+    coll.add([corpus(tmp_path / "media")])
+    coll.close()
+    _drop_keyword_index(tmp_path / "coll" / "catalog.sqlite")
+    writer = sqlite3.connect(tmp_path / "coll" / "catalog.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        again = Collection.open(tmp_path / "coll", registry=registry)  # opens: the upgrade waits for later
+        with pytest.raises(CollectionError, match="no keyword index yet"):
+            again.search("friday", mode="keyword")
+        assert again.search("friday", k=1)
+        again.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    again = Collection.open(tmp_path / "coll", registry=registry)
+    assert sorted(names(again.search("friday", mode="keyword"))) == ["dog.txt", "office.txt"]
+    again.close()
+
+
+def _drop_keyword_index(path: Path) -> None:
+    db = sqlite3.connect(path)  # as a build before keyword search left it
+    for trigger in ("insert", "delete", "update"):
+        db.execute(f"DROP TRIGGER {keywords.TABLE}_{trigger}")
+    db.execute(f"DROP TABLE {keywords.TABLE}")
+    db.commit()
+    db.close()
 
 
 # ---- through the collection ---------------------------------------------------------------------
@@ -143,12 +224,7 @@ def test_an_older_collection_gains_the_keyword_index_when_opened(
     coll = open_collection()
     coll.add([corpus(tmp_path / "media")])
     coll.close()
-    db = sqlite3.connect(tmp_path / "coll" / "catalog.sqlite")  # as a build before keyword search left it
-    for trigger in ("insert", "delete", "update"):
-        db.execute(f"DROP TRIGGER {keywords.TABLE}_{trigger}")
-    db.execute(f"DROP TABLE {keywords.TABLE}")
-    db.commit()
-    db.close()
+    _drop_keyword_index(tmp_path / "coll" / "catalog.sqlite")
     again = Collection.open(tmp_path / "coll", registry=registry)
     assert sorted(names(again.search("friday", mode="keyword"))) == ["dog.txt", "office.txt"]
     # a catalog that could not be upgraded (opened read-only) says what to do

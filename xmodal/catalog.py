@@ -21,6 +21,7 @@ from xmodal.errors import CollectionError, InvalidArgumentError
 from xmodal.types import Item, Modality, Segment, VectorKind
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +76,6 @@ class KeywordRow:
     vid: int
     item_id: str
     score: float  # BM25, higher is better
-    snippet: str
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,9 @@ class Catalog:
             if self.read_only:
                 self._db = _open_read_only(path)
             else:
-                self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+                self._db = sqlite3.connect(
+                    str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -171,7 +173,7 @@ class Catalog:
         elif int(found[0]) != SCHEMA_VERSION:
             raise CollectionError(f"{path}: catalog schema {found[0]} is not supported (expected {SCHEMA_VERSION})")
         if not self.read_only:
-            keywords.ensure_index(self._db)
+            keywords.ensure_index(self._db, int(BUSY_TIMEOUT_S * 1000))
 
     def close(self) -> None:
         self._db.close()
@@ -378,9 +380,7 @@ class Catalog:
         if allow_items is not None:
             if not allow_items:
                 return np.zeros(0, dtype=np.int64)
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS allow_items(id TEXT PRIMARY KEY)")
-            self._db.execute("DELETE FROM allow_items")
-            self._db.executemany("INSERT OR IGNORE INTO allow_items(id) VALUES (?)", [(i,) for i in allow_items])
+            self._fill_temp("allow_items(id TEXT PRIMARY KEY)", ((i,) for i in allow_items))
             clauses.append("i.id IN (SELECT id FROM allow_items)")
         if modality is not None:
             clauses.append("i.modality = ?")
@@ -397,32 +397,80 @@ class Catalog:
         rows = self._db.execute(sql, params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def keyword_matches(self, match: str, limit: int, allow: np.ndarray | None = None) -> list[KeywordRow]:
-        """The ``limit`` best rows for an FTS5 ``match`` expression by BM25 (higher is better),
-        among the vector ids ``allow`` when given, each with a snippet around the matched words."""
+    def keyword_matches(
+        self, terms: list[str], limit: int, allow: np.ndarray | None = None, visible: np.ndarray | None = None
+    ) -> list[KeywordRow]:
+        """The rows that hold any of ``terms`` (words and phrases, :func:`keywords.query_terms`),
+        best first by BM25 (higher is better), among the vector ids ``allow`` when given. With
+        ``visible`` (the rows a principal may see), every matching row is returned, scored with
+        the statistics of those rows only (:func:`keywords.visible_bm25`); else the first
+        ``limit``, scored by FTS5 over the whole index."""
+        self._require_keyword_index()
+        if visible is not None:
+            scored = keywords.visible_bm25(self._db, terms, visible, allow)
+            owners = self._owners([vid for vid, _ in scored])
+            return [KeywordRow(vid, owners[vid], score) for vid, score in scored if vid in owners]
+        table = keywords.TABLE
+        sql = (
+            f"SELECT f.rowid, v.item_id, -bm25({table}) FROM {table} f "
+            f"JOIN vectors v ON v.vid = f.rowid WHERE {table} MATCH ?"
+        )
+        params: list[Any] = [keywords.expression(terms)]
+        if allow is not None:
+            if not len(allow):
+                return []
+            self._fill_allow_vids(allow)
+            sql += " AND f.rowid IN (SELECT vid FROM allow_vids)"
+        sql += " ORDER BY rank, f.rowid LIMIT ?"
+        params.append(int(limit))
+        return [KeywordRow(int(r[0]), r[1], float(r[2])) for r in self._db.execute(sql, params)]
+
+    def keyword_snippets(self, terms: list[str], vids: Sequence[int]) -> dict[int, str]:
+        """Each row's text cut to the words around its matches."""
+        if not vids:
+            return {}
+        table = keywords.TABLE
+        marks = ",".join("?" * len(vids))
+        rows = self._db.execute(
+            f"SELECT rowid, snippet({table}, 0, '', '', '\u2026', {keywords.SNIPPET_TOKENS}) FROM {table} "
+            f"WHERE {table} MATCH ? AND rowid IN ({marks})",
+            [keywords.expression(terms), *[int(v) for v in vids]],
+        )
+        return {int(vid): text for vid, text in rows}
+
+    def _require_keyword_index(self) -> None:
         if not keywords.has_index(self._db):
             raise CollectionError(
                 f"{self.path}: this collection has no keyword index yet; it is built the first time "
                 "the collection is opened with write access (e.g. by xmodal index), with an SQLite "
                 "that has FTS5 (Python's own has)"
             )
-        table = keywords.TABLE
-        sql = (
-            f"SELECT f.rowid, v.item_id, -bm25({table}), "
-            f"snippet({table}, 0, '', '', '\u2026', {keywords.SNIPPET_TOKENS}) "
-            f"FROM {table} f JOIN vectors v ON v.vid = f.rowid WHERE {table} MATCH ?"
-        )
-        params: list[Any] = [match]
-        if allow is not None:
-            if not len(allow):
-                return []
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS allow_vids(vid INTEGER PRIMARY KEY)")
-            self._db.execute("DELETE FROM allow_vids")
-            self._db.executemany("INSERT OR IGNORE INTO allow_vids(vid) VALUES (?)", ((int(v),) for v in allow))
-            sql += " AND f.rowid IN (SELECT vid FROM allow_vids)"
-        sql += " ORDER BY rank, f.rowid LIMIT ?"
-        params.append(int(limit))
-        return [KeywordRow(int(r[0]), r[1], float(r[2]), r[3]) for r in self._db.execute(sql, params)]
+
+    def _fill_allow_vids(self, allow: np.ndarray) -> None:
+        self._fill_temp("allow_vids(vid INTEGER PRIMARY KEY)", ((int(v),) for v in allow))
+
+    def _fill_temp(self, table: str, rows: Iterable[tuple[Any]]) -> None:
+        """Replace the rows of a one-column temporary table, in one transaction of its own (a
+        savepoint, so also inside a caller's): row by row in autocommit it took 20x as long."""
+        name = table.split("(", 1)[0]
+        self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}")
+        self._db.execute("SAVEPOINT fill_temp")
+        try:
+            self._db.execute(f"DELETE FROM {name}")
+            self._db.executemany(f"INSERT OR IGNORE INTO {name} VALUES (?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK TO fill_temp")
+            self._db.execute("RELEASE fill_temp")
+            raise
+        self._db.execute("RELEASE fill_temp")
+
+    def _owners(self, vids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for start in range(0, len(vids), 500):
+            part = [int(v) for v in vids[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            out.update(self._db.execute(f"SELECT vid, item_id FROM vectors WHERE vid IN ({marks})", part))
+        return out
 
     def metadata_keys(self) -> set[str]:
         rows = self._db.execute("SELECT DISTINCT j.key FROM items, json_each(items.metadata) AS j").fetchall()

@@ -190,18 +190,18 @@ def query_text(query: Query) -> str:
     return text
 
 
-def keyword_match(query: Query | None, mode: SearchMode) -> str | None:
-    """The FTS5 expression a keyword or hybrid search matches (None in a hybrid search whose
+def keyword_match(query: Query | None, mode: SearchMode) -> list[str]:
+    """The words and phrases a keyword or hybrid search matches (none in a hybrid search whose
     text has no word: it is then a dense search). Keyword matching needs a text query."""
     if query is None or query.modality is not Modality.TEXT:
         raise InvalidQueryError(
             f"{mode.value} search matches the words of a text query; search by "
             f"{'an image or a recording' if query is not None else 'a vector'} with mode dense"
         )
-    match = keywords.match_expression(query_text(query))
-    if match is None and mode is SearchMode.KEYWORD:
+    terms = keywords.query_terms(query_text(query))
+    if not terms and mode is SearchMode.KEYWORD:
         raise InvalidQueryError("the query has no words to match (keyword search matches letters and digits)")
-    return match
+    return terms
 
 
 class Reranker(ABC):
@@ -335,16 +335,21 @@ class SearchPipeline:
             if vector is None:
                 raise InvalidArgumentError("a dense search needs a query vector")
             return self._finish(self._dense(vector, k, allow), k, query)
-        match = keyword_match(query, mode)
+        terms = keyword_match(query, mode)
+        # a principal's keyword scores come from what it may see (keywords.visible_bm25)
+        visible = allow if modality is None and not where else None
+        if allow_items is None:
+            visible = None
+        elif visible is None:
+            visible = self.catalog.filtered_vids(None, {}, allow_items)
         if mode is SearchMode.KEYWORD:
-            assert match is not None  # keyword_match refuses a keyword search without words
-            ranked, snippets = self._keyword(match, k, allow)
+            ranked, snippets = self._keyword(terms, k, allow, visible)
             return self._finish(ranked, k, query, snippets)
         if vector is None:
             raise InvalidArgumentError("a hybrid search needs a query vector")
         depth = max(k, FUSION_DEPTH)
         dense = self._dense(vector, depth, allow)
-        found, snippets = self._keyword(match, depth, allow) if match else ([], {})
+        found, snippets = self._keyword(terms, depth, allow, visible) if terms else ([], {})
         rows = self.catalog.vector_rows([vid for _, vid in dense + found])
         per_list = [[(rows[vid].item_id, vid) for _, vid in ranked if vid in rows] for ranked in (found, dense)]
         return self._finish(rrf_merge(per_list, k), k, query, snippets)
@@ -370,20 +375,24 @@ class SearchPipeline:
         best = self._best_items(np.atleast_2d(vector), k, allow, n_vectors)[0]
         return sorted(best.values(), key=lambda t: (-t[0], t[1]))[:k]
 
-    def _keyword(self, match: str, k: int, allow: np.ndarray | None) -> tuple[list[tuple[float, int]], dict[int, str]]:
+    def _keyword(
+        self, terms: list[str], k: int, allow: np.ndarray | None, visible: np.ndarray | None
+    ) -> tuple[list[tuple[float, int]], dict[int, str]]:
         """(BM25, vid) of the best k items by their best-matching text, and each one's snippet
-        around the matched words; the search widens until k items are found or none is left."""
+        around the matched words. Without ``visible`` the search widens until k items are found
+        or none is left; with it, every match comes back at once."""
         fetch = max(k * 4, 16)
         while True:
-            rows = self.catalog.keyword_matches(match, fetch, allow)
+            rows = self.catalog.keyword_matches(terms, fetch, allow, visible)
             best: dict[str, KeywordRow] = {}
             for row in rows:  # best first: an item keeps its best-matching piece
                 best.setdefault(row.item_id, row)
-            if len(best) >= k or len(rows) < fetch:
+            if len(best) >= k or len(rows) < fetch or visible is not None:
                 break
             fetch *= 4
         ranked = sorted(best.values(), key=lambda r: (-r.score, r.vid))[:k]
-        return [(r.score, r.vid) for r in ranked], {r.vid: r.snippet for r in ranked}
+        snippets = self.catalog.keyword_snippets(terms, [r.vid for r in ranked])
+        return [(r.score, r.vid) for r in ranked], snippets
 
     def _finish(
         self, ranked: list[tuple[float, int]], k: int, query: Query | None, snippets: dict[int, str] | None = None

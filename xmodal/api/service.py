@@ -171,7 +171,8 @@ class Service:
                 # retention pass, an earlier search), the models here must make the stored
                 # vectors (409 if they do not); a no-op once checked. The model key and the
                 # pipeline that encodes for it are read together.
-                self.coll.verify_encoders()
+                if mode is not SearchMode.KEYWORD:  # keywords match stored text: no model is needed
+                    self.coll.verify_encoders()
                 model, pipeline = self.coll.model_key, self.coll.pipeline
             dense = mode is not SearchMode.KEYWORD  # keywords match stored text: nothing to encode
             vector = self._embed(principal, req.query, qkey, model, pipeline) if dense else None

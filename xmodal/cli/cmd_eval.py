@@ -66,12 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
 def collection_search(collection: Any, modality: str | None, mode: str = "dense"):  # type: ignore[no-untyped-def]
     """Adapt ``Collection.search`` to the harness: a query -> [(uri, score)] best first."""
+    from xmodal.keywords import query_terms
     from xmodal.search import Query
     from xmodal.types import Modality
 
     mod = Modality(modality) if modality else None
 
     def search(q, k):  # type: ignore[no-untyped-def]
+        if mode == "keyword" and q.kind == "text" and not query_terms(q.value):
+            return []  # a query of no words (an emoji, punctuation) finds nothing by keyword
         query = {"text": Query.text, "image": Query.image, "audio": Query.audio}[q.kind](q.value)
         return [(hit.uri, hit.score) for hit in collection.search(query, k=k, modality=mod, mode=mode)]
 
