@@ -21,13 +21,18 @@ def fake_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry_module, "_default", reg)
 
 
-def test_eval_cli_on_a_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _fruit_and_car_collection(tmp_path: Path) -> str:
     media = tmp_path / "m"
     write(media / "apple.txt", "apple fruit red")
     write(media / "banana.txt", "banana fruit yellow")
     write(media / "car.txt", "car engine wheels")
     coll = str(tmp_path / "c")
     assert main(["index", str(media), "--model", "bow", "-c", coll, "-q"]) == 0
+    return coll
+
+
+def test_eval_cli_on_a_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coll = _fruit_and_car_collection(tmp_path)
     queries = tmp_path / "q.jsonl"
     lines = [
         {"query": "red apple", "relevant": ["apple.txt"]},  # rank 1
@@ -53,12 +58,7 @@ def test_eval_cli_on_a_collection(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_eval_in_keyword_mode_ranks_only_items_that_say_the_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    media = tmp_path / "m"
-    write(media / "apple.txt", "apple fruit red")
-    write(media / "banana.txt", "banana fruit yellow")
-    write(media / "car.txt", "car engine wheels")
-    coll = str(tmp_path / "c")
-    assert main(["index", str(media), "--model", "bow", "-c", coll, "-q"]) == 0
+    coll = _fruit_and_car_collection(tmp_path)
     queries = tmp_path / "q.jsonl"
     lines = [
         {"query": "wheels", "relevant": ["car.txt"]},  # rank 1

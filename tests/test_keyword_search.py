@@ -35,6 +35,15 @@ def names(hits: list) -> list[str]:
     return [h.metadata["name"] for h in hits]
 
 
+def _indexed(tmp_path: Path, open_collection: Open, texts: dict[str, str]) -> Collection:
+    """A collection of one text file per entry of ``texts`` (file name -> text)."""
+    for name, text in texts.items():
+        write(tmp_path / "m" / name, text)
+    coll = open_collection()
+    coll.add([tmp_path / "m"])
+    return coll
+
+
 # ---- the query syntax ---------------------------------------------------------------------------
 def test_match_expression_quotes_every_word_and_phrase() -> None:
     assert keywords.match_expression("Quarterly revenue") == '"quarterly" OR "revenue"'
@@ -71,10 +80,7 @@ def test_keyword_scores_are_bm25_and_rank_rarer_words_first(tmp_path: Path, open
         "e.txt": "banana kiwi",
         "f.txt": "olive",
     }
-    for name, text in texts.items():
-        write(tmp_path / "m" / name, text)
-    coll = open_collection()
-    coll.add([tmp_path / "m"])
+    coll = _indexed(tmp_path, open_collection, texts)
     hits = coll.search("apple kiwi", k=10, mode="keyword")
     docs = {name: text.split() for name, text in texts.items()}
     expected = {name: fts5_bm25(list(docs.values()), ["apple", "kiwi"], d) for name, d in docs.items()}
@@ -94,10 +100,7 @@ def test_scores_over_the_visible_rows_match_fts5_and_a_hand_computation(tmp_path
         "d.txt": "lazy afternoons by the river",
         "e.txt": "the race is run",
     }
-    for name, text in texts.items():
-        write(tmp_path / "m" / name, text)
-    coll = open_collection()
-    coll.add([tmp_path / "m"])
+    coll = _indexed(tmp_path, open_collection, texts)
     cat = coll.catalog
     terms = keywords.query_terms('red "lazy dog" runs')
     every = cat.filtered_vids(None, {})

@@ -408,8 +408,8 @@ class Catalog:
         self._require_keyword_index()
         if visible is not None:
             scored = keywords.visible_bm25(self._db, terms, visible, allow)
-            owners = self._owners([vid for vid, _ in scored])
-            return [KeywordRow(vid, owners[vid], score) for vid, score in scored if vid in owners]
+            rows = self.vector_rows([vid for vid, _ in scored])
+            return [KeywordRow(vid, rows[vid].item_id, score) for vid, score in scored if vid in rows]
         table = keywords.TABLE
         sql = (
             f"SELECT f.rowid, v.item_id, -bm25({table}) FROM {table} f "
@@ -463,14 +463,6 @@ class Catalog:
             self._db.execute("RELEASE fill_temp")
             raise
         self._db.execute("RELEASE fill_temp")
-
-    def _owners(self, vids: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for start in range(0, len(vids), 500):
-            part = [int(v) for v in vids[start : start + 500]]
-            marks = ",".join("?" * len(part))
-            out.update(self._db.execute(f"SELECT vid, item_id FROM vectors WHERE vid IN ({marks})", part))
-        return out
 
     def metadata_keys(self) -> set[str]:
         rows = self._db.execute("SELECT DISTINCT j.key FROM items, json_each(items.metadata) AS j").fetchall()

@@ -337,10 +337,11 @@ class SearchPipeline:
             return self._finish(self._dense(vector, k, allow), k, query)
         terms = keyword_match(query, mode)
         # a principal's keyword scores come from what it may see (keywords.visible_bm25)
-        visible = allow if modality is None and not where else None
         if allow_items is None:
             visible = None
-        elif visible is None:
+        elif modality is None and not where:  # the access list is the only filter
+            visible = allow
+        else:
             visible = self.catalog.filtered_vids(None, {}, allow_items)
         if mode is SearchMode.KEYWORD:
             ranked, snippets = self._keyword(terms, k, allow, visible)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class Modality(StrEnum):
@@ -16,15 +16,7 @@ class Modality(StrEnum):
 
     @classmethod
     def parse(cls, value: str | Modality) -> Modality:
-        from xmodal.errors import InvalidArgumentError
-
-        if isinstance(value, Modality):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise InvalidArgumentError(f"unknown modality {value!r}; expected one of: {names}") from None
+        return _parse_choice(cls, value, "modality")
 
 
 class SearchMode(StrEnum):
@@ -37,17 +29,24 @@ class SearchMode(StrEnum):
 
     @classmethod
     def parse(cls, value: str | SearchMode | None) -> SearchMode:
-        from xmodal.errors import InvalidArgumentError
+        return cls.DENSE if value is None else _parse_choice(cls, value, "search mode")
 
-        if value is None:
-            return cls.DENSE
-        if isinstance(value, SearchMode):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise InvalidArgumentError(f"unknown search mode {value!r}; expected one of: {names}") from None
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _parse_choice(cls: type[_E], value: Any, what: str) -> _E:
+    """A member of ``cls`` from itself or its name in any case and spacing; else one clear
+    :class:`InvalidArgumentError` listing the choices."""
+    from xmodal.errors import InvalidArgumentError
+
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(str(value).strip().lower())
+    except ValueError:
+        names = ", ".join(m.value for m in cls)
+        raise InvalidArgumentError(f"unknown {what} {value!r}; expected one of: {names}") from None
 
 
 class VectorKind(StrEnum):

@@ -165,16 +165,16 @@ class Service:
         rkey = (qkey, k, modality, filters, mode, principal.cache_key, vis.digest)
         cached = self.results.get(rkey)
         self.metrics.cache_lookup("results", cached is not None)
+        dense = mode is not SearchMode.KEYWORD  # keywords match stored text: no model, nothing to encode
         if cached is None:
             with self.lock:
                 # after a re-embed by another process, followed by any request (a delete, the
                 # retention pass, an earlier search), the models here must make the stored
                 # vectors (409 if they do not); a no-op once checked. The model key and the
                 # pipeline that encodes for it are read together.
-                if mode is not SearchMode.KEYWORD:  # keywords match stored text: no model is needed
+                if dense:
                     self.coll.verify_encoders()
                 model, pipeline = self.coll.model_key, self.coll.pipeline
-            dense = mode is not SearchMode.KEYWORD  # keywords match stored text: nothing to encode
             vector = self._embed(principal, req.query, qkey, model, pipeline) if dense else None
             with self.lock, self.metrics.stage("search"):
                 self.coll.refresh()  # writes by another process (`xmodal index`) become visible
