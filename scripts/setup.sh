@@ -31,5 +31,5 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[serve,milvus,dev]"
+.venv/bin/python -m pip install -q -e ".[serve,milvus,dev,multilingual]"
 echo "setup: done (.venv)"

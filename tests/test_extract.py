@@ -35,7 +35,7 @@ def test_long_speech_is_split_by_duration() -> None:
 def test_split_points_cut_long_audio_at_quiet_moments() -> None:
     import numpy as np
 
-    from xmodal.extract.sphinx import split_points
+    from xmodal.media.audio import split_points
 
     rate = 16000
     loud = np.random.default_rng(0).uniform(-0.5, 0.5, rate * 100).astype(np.float32)

@@ -45,7 +45,8 @@ def test_minilm_is_offline_and_semantic(real_registry: EncoderRegistry) -> None:
 def test_silence_has_no_words(tmp_path: Path) -> None:
     import numpy as np
 
-    from xmodal.extract.sphinx import PocketSphinxRecognizer, loudest_frame_rms
+    from xmodal.extract.sphinx import PocketSphinxRecognizer
+    from xmodal.media.audio import loudest_frame_rms
     from xmodal.media.audio import AudioClip, load_audio
 
     recognizer = PocketSphinxRecognizer()

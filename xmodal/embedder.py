@@ -14,7 +14,7 @@ from xmodal.config import CollectionConfig
 from xmodal.encoders.base import Encoder, EncoderInfo
 from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import InvalidQueryError, ModelError
-from xmodal.extract.base import OcrEngine, SpeechRecognizer, group_words, load_asr, load_ocr
+from xmodal.extract.base import OcrEngine, SecondsDone, SpeechRecognizer, group_words, load_asr, load_ocr
 from xmodal.media.audio import AudioClip
 from xmodal.media.text import chunk_words
 from xmodal.types import Modality, Segment, VectorKind
@@ -77,7 +77,7 @@ class Embedder:
 
     def asr(self) -> SpeechRecognizer | None:
         if self._asr is None and self.config.model.asr:
-            self._asr = load_asr(self.config.model.asr)
+            self._asr = load_asr(self.config.model.asr, self.config.model.language)
         return self._asr
 
     def infos(self) -> dict[str, Any]:
@@ -87,12 +87,15 @@ class Embedder:
             out[role] = enc.info().to_dict() if enc else None
         return out
 
-    def extractor_versions(self) -> dict[str, str]:
-        out = {}
+    def extractor_versions(self) -> dict[str, Any]:
+        """The extractors that made the stored texts, as saved in the manifest (the speech
+        engine in full: engine, model, version, settings; it checks a language asked for)."""
+        out: dict[str, Any] = {}
         if self.config.model.ocr:
             out["ocr"] = self.config.model.ocr
-        if self.config.model.asr:
-            out["asr"] = self.config.model.asr
+        asr = self.asr()
+        if asr is not None:
+            out["asr"] = {"name": self.config.model.asr, **asr.describe()}
         return out
 
     # ---- extraction -------------------------------------------------------------------------
@@ -112,13 +115,17 @@ class Embedder:
             out.text_segments = [(VectorKind.OCR, Segment(c)) for c in chunk_words(out.text, ch.max_words, ch.overlap)]
         return out
 
-    def extract_audio(self, clip: AudioClip) -> Extracted:
+    def extract_audio(self, clip: AudioClip, progress: SecondsDone | None = None) -> Extracted:
+        """Speech as timed transcript segments; a detected language becomes the item's
+        ``language`` metadata (filterable)."""
         out = Extracted(Modality.AUDIO, clip=clip)
         out.metadata["duration"] = round(clip.duration, 3)
         asr = self.asr()
         if asr is not None:
-            words = asr.transcribe(clip)
-            segments = group_words(words, self.config.chunking.speech_segment_seconds)
+            heard = asr.recognise(clip, progress)
+            if heard.language and heard.words:
+                out.metadata["language"] = heard.language
+            segments = group_words(heard.words, self.config.chunking.speech_segment_seconds)
             out.text = " ".join(s.text for s in segments)
             out.text_segments = [(VectorKind.TRANSCRIPT, s) for s in segments]
         return out

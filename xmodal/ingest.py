@@ -29,7 +29,9 @@ MEDIA_EXTENSIONS = {
 
 class Progress(Protocol):
     """Told how many files a run will read and when each is done. ``advance`` may raise
-    :class:`StopIngest` to end the run there (what was read so far is kept)."""
+    :class:`StopIngest` to end the run there (what was read so far is kept). A progress may
+    also have ``within(seconds_done, seconds_total)``: told how far speech recognition is
+    inside a long recording."""
 
     def start(self, total: int) -> None: ...
     def advance(self, failed: int) -> None: ...

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from xmodal.catalog import VectorRecord, now
 from xmodal.embedder import Embedder, Extracted
 from xmodal.errors import MediaError, UnsupportedMediaError, XmodalError
+from xmodal.extract.base import SecondsDone
 from xmodal.ingest import (
     FileEntry,
     IngestReport,
@@ -160,7 +161,8 @@ class IngestRun:
             pending.extracted = Extracted(decoded.detected.modality)
         else:
             try:
-                pending.extracted = extract_with(self.coll.embedder, decoded.detected.modality, decoded.payload)
+                within = getattr(self.progress, "within", None)  # seconds done inside a long recording
+                pending.extracted = extract_with(self.coll.embedder, decoded.detected.modality, decoded.payload, within)
             except XmodalError as exc:
                 self._fail(path, str(exc))
                 return
@@ -276,11 +278,11 @@ def reembed_all(
     return report
 
 
-def extract_with(embedder: Embedder, modality: Modality, payload: Any) -> Extracted:
+def extract_with(embedder: Embedder, modality: Modality, payload: Any, within: SecondsDone | None = None) -> Extracted:
     if modality is Modality.IMAGE:
         return embedder.extract_image(payload)
     if modality is Modality.AUDIO:
-        return embedder.extract_audio(payload)
+        return embedder.extract_audio(payload, within)
     return embedder.extract_text(payload)
 
 

@@ -20,7 +20,18 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to index")
     p.add_argument("--model", metavar="SPEC", help="encoder for a new collection: default, minilm, clip:DIR, ...")
     p.add_argument("--index", choices=None, metavar="KIND", help="vector index kind: flat (exact), hnsw or milvus")
-    p.add_argument("--reembed", action="store_true", help="re-embed every item (e.g. with a new --model)")
+    p.add_argument(
+        "--asr",
+        metavar="ENGINE",
+        help="speech recognition: whisper-tiny.en (default), whisper-base (multilingual), pocketsphinx, "
+        "whisper:DIR (a CTranslate2 Whisper folder) or none",
+    )
+    p.add_argument(
+        "--language",
+        metavar="CODE",
+        help="language of the recordings (ISO 639-1: en, fr, ...; auto: detected, the default)",
+    )
+    p.add_argument("--reembed", action="store_true", help="re-embed every item (e.g. with a new --model or --asr)")
     p.add_argument("--prune", action="store_true", help="remove items whose files are gone")
     p.add_argument("--force", action="store_true", help="re-process files even if unchanged")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for every file (repeatable)")
@@ -44,9 +55,20 @@ class TqdmProgress:
                 self._bar.set_postfix(failed=failed, refresh=False)
             self._bar.update(1)
 
+    def within(self, done: float, total: float) -> None:
+        """Where speech recognition is inside a long recording."""
+        if self._bar is not None and total >= 120:
+            self._bar.set_postfix_str(f"{fmt_clock(done)} of {fmt_clock(total)} transcribed")
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def fmt_clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from xmodal.errors import InvalidArgumentError
 
     meta = {k: v if not isinstance(v, list) else v[-1] for k, v in parse_pairs(args.meta, "--meta").items()}
-    if not args.paths and not args.reembed and not args.index:
+    if not args.paths and not args.reembed and not args.index and not args.asr and not args.language:
         raise InvalidArgumentError("nothing to index: give one or more files or folders")
     if args.paths and not any(os.path.lexists(os.path.expanduser(p)) for p in args.paths):
         # a typo must not leave an empty new collection behind
@@ -62,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     with Collection.open(
         args.collection, create=True, model=args.model, index=args.index, reembed=args.reembed,
-        progress=None if quiet else TqdmProgress("re-embedding"),
+        progress=None if quiet else TqdmProgress("re-embedding"), asr=args.asr, language=args.language,
     ) as coll:  # fmt: skip
+        change = coll.extractor_change() if args.paths else None
+        if change:
+            print(f"xmodal: warning: {change}", file=sys.stderr)
         redone = coll.reembed_report
         if redone is not None:
             audit_cli(coll.path, "items.reembed", items=redone.updated, model=coll.config.model.to_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +29,16 @@ class OcrEngine(ABC):
         """Return the text lines found in an RGB PIL image, in reading order."""
 
 
+SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: quieter than any speech recording's loudest 50 ms
+SecondsDone = Callable[[float, float], None]  # (seconds transcribed, seconds in the recording)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    words: list[Word]
+    language: str | None = None  # ISO 639-1, where the engine detects it or was told it
+
+
 class SpeechRecognizer(ABC):
     name: ClassVar[str] = "asr"
     version: str = ""
@@ -36,29 +47,56 @@ class SpeechRecognizer(ABC):
     def transcribe(self, clip: AudioClip) -> list[Word]:
         """Return recognised words with start/end times in seconds."""
 
+    def recognise(self, clip: AudioClip, progress: SecondsDone | None = None) -> Transcript:
+        """The words and the language spoken; engines that work through a long recording in
+        windows tell ``progress`` how far they are."""
+        return Transcript(self.transcribe(clip))
+
+    def describe(self) -> dict[str, Any]:
+        """What makes the transcripts (engine, model, version, settings): saved in the manifest,
+        so a collection knows when the installed recogniser would hear its recordings otherwise."""
+        return {"engine": self.name, "version": self.version}
+
 
 _OCR = {"rapidocr": "xmodal.extract.rapid:RapidOcrEngine"}
-_ASR = {"pocketsphinx": "xmodal.extract.sphinx:PocketSphinxRecognizer"}
+# speech engines: name -> factory(language); ``whisper:DIR`` is a local CTranslate2 Whisper folder
+_ASR = {
+    "whisper-tiny.en": "xmodal.extract.whisper:tiny_en",
+    "whisper-base": "xmodal.extract.whisper:base",
+    "pocketsphinx": "xmodal.extract.sphinx:english_only",
+}
 
 
-def _load(table: dict[str, str], name: str, what: str) -> Any:
+def _target(table: dict[str, str], name: str, what: str) -> Any:
     target = table.get(name)
     if target is None:
         raise ModelError(f"unknown {what} engine {name!r}; known: {', '.join(sorted(table))}")
     module, _, attr = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)()
+        return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
         raise ModelError(f"{what} engine {name!r} is not installed: {exc}") from exc
 
 
 def load_ocr(name: str) -> OcrEngine:
-    engine: OcrEngine = _load(_OCR, name, "OCR")
+    engine: OcrEngine = _target(_OCR, name, "OCR")()
     return engine
 
 
-def load_asr(name: str) -> SpeechRecognizer:
-    engine: SpeechRecognizer = _load(_ASR, name, "speech")
+def asr_names() -> list[str]:
+    return [*_ASR, "whisper:DIR"]
+
+
+def load_asr(name: str, language: str | None = None) -> SpeechRecognizer:
+    """A speech engine by name (see ``asr_names``); ``language`` (ISO 639-1) fixes the language
+    spoken instead of detecting it."""
+    if name.startswith("whisper:") and name not in _ASR:
+        name, folder = "whisper:DIR", name.partition(":")[2]
+        engine: SpeechRecognizer = _target({name: "xmodal.extract.whisper:from_folder"}, name, "speech")(
+            folder, language
+        )
+        return engine
+    engine = _target(_ASR, name, "speech")(language)
     return engine
 
 

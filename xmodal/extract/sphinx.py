@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-import numpy as np
-
-from xmodal.errors import MissingDependencyError
-from xmodal.extract.base import SpeechRecognizer, Word
-from xmodal.media.audio import AudioClip
+from xmodal.errors import MissingDependencyError, ModelError
+from xmodal.extract.base import SILENCE_RMS, SpeechRecognizer, Word
+from xmodal.media.audio import AudioClip, loudest_frame_rms, split_points
 
 RATE = 16000
-SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: quieter than any speech recording's loudest 50 ms
 _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "<unk>"}
 
 
@@ -56,30 +53,8 @@ class PocketSphinxRecognizer(SpeechRecognizer):
         return words
 
 
-def split_points(samples: np.ndarray, rate: int, target: float = 30.0, slack: float = 5.0) -> list[tuple[int, int]]:
-    """Cut long audio into ~``target``-second utterances at the quietest moment near each cut,
-    so a word is rarely split and memory stays bounded for hour-long recordings."""
-    n = samples.shape[0]
-    if n <= int((target + slack) * rate):
-        return [(0, n)]
-    frame = rate // 20  # 50 ms
-    cuts, start = [], 0
-    while n - start > int((target + slack) * rate):
-        lo, hi = start + int((target - slack) * rate), start + int((target + slack) * rate)
-        window = samples[lo:hi]
-        usable = window[: window.shape[0] // frame * frame].reshape(-1, frame)
-        quietest = int(np.argmin((usable.astype(np.float64) ** 2).mean(axis=1)))
-        cut = lo + quietest * frame + frame // 2
-        cuts.append((start, cut))
-        start = cut
-    cuts.append((start, n))
-    return cuts
-
-
-def loudest_frame_rms(samples: np.ndarray, rate: int) -> float:
-    """RMS of the loudest 50 ms frame (samples in [-1, 1])."""
-    frame = rate // 20
-    if samples.shape[0] < frame:
-        return float(np.sqrt((samples.astype(np.float64) ** 2).mean())) if samples.shape[0] else 0.0
-    usable = samples[: samples.shape[0] // frame * frame].reshape(-1, frame).astype(np.float64)
-    return float(np.sqrt((usable**2).mean(axis=1).max()))
+def english_only(language: str | None = None) -> PocketSphinxRecognizer:
+    """The registry's factory: PocketSphinx's bundled model hears US English only."""
+    if language not in (None, "en"):
+        raise ModelError(f"pocketsphinx recognises English only, not {language!r}; use --asr whisper-base")
+    return PocketSphinxRecognizer()
