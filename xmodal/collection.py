@@ -171,6 +171,7 @@ class Collection:
     def _create(cls, root: Path, config: CollectionConfig, registry: EncoderRegistry) -> Collection:
         embedder = Embedder(config, registry)
         infos = embedder.infos()  # loads the towers: fails before anything is written
+        extractors = embedder.extractor_versions()  # checks the speech engine and its language
         root.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
@@ -179,7 +180,7 @@ class Collection:
             "created_at": time.time(),
             "config": config.to_dict(),
             "encoders": infos,
-            "extractors": embedder.extractor_versions(),
+            "extractors": extractors,
             "dim": infos["text"]["dim"],
             "space": infos["text"]["space"],
         }
