@@ -1,6 +1,7 @@
 """Speech recognition, every engine side by side in one run: word error rate and compute per
 second of audio (models warm, load time apart) on
-- the demo's speech: its quotations spoken by espeak-ng (voice en-us+m3, 130 wpm, as the demo);
+- the demo's speech: the 10 recordings `xmodal demo` indexes, and its first 60 short quotations,
+  spoken by espeak-ng (voice en-us+m3, 130 wpm) as the demo does;
 - real human speech with exact transcripts: the LibriVox (public-domain audiobook) and AN4
   clips in PocketSphinx's source distribution on PyPI (pocketsphinx 5.1.1 sdist, BSD-2;
   fetched once from the registry into ~/.cache/xmodal/bench and checked by its sha256).
@@ -33,7 +34,9 @@ SDIST = (
 )
 SDIST_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
 _NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
-NUMBERS = {w: str(i) for i, w in enumerate([*_NUMBER_WORDS.split(), "sixteen", "seventeen", "eighteen", "nineteen"])}
+NUMBERS = {
+    w: str(i) for i, w in enumerate([*_NUMBER_WORDS.split(), "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])
+}
 SPELLING = {"mr": "mister", "mrs": "missus", "dr": "doctor", "%": " percent", "&": " and "}
 
 
@@ -71,6 +74,17 @@ def demo_speech(limit: int, voice: str) -> list[tuple[str, str, Path]]:
         if len(out) >= limit:
             break
     return out
+
+
+def demo_recordings() -> list[tuple[str, str, Path]]:
+    """The 10 recordings `xmodal demo` itself indexes."""
+    from xmodal.demo import _spoken_form, build_corpus, load_quotes
+
+    root = Path(tempfile.mkdtemp(prefix="xmodal-asr-demo-"))
+    build_corpus(root, log=lambda _: None)
+    quotes = load_quotes()
+    return [(p.stem, _spoken_form(quotes[int(p.stem.split("-")[1])]), p)
+            for p in sorted((root / "recordings").glob("*.wav"))]  # fmt: skip
 
 
 def human_speech() -> list[tuple[str, str, Path]]:
@@ -131,9 +145,13 @@ def main() -> None:
     ap.add_argument("--voice", default="en-us+m3")
     ap.add_argument("--limit", type=int, default=60)
     args = ap.parse_args()
-    sets = {"demo espeak": demo_speech(args.limit, args.voice), "human (LibriVox + AN4)": human_speech()}
-    print(f"{len(sets['demo espeak'])} demo quotations, {len(sets['human (LibriVox + AN4)'])} human clips; "
-          f"{len(os.sched_getaffinity(0))} cores")  # fmt: skip
+    sets = {
+        "demo's 10 recordings": demo_recordings(),
+        f"{args.limit} demo quotations": demo_speech(args.limit, args.voice),
+        "human (LibriVox + AN4)": human_speech(),
+    }
+    print(", ".join(f"{name}: {len(clips)} clips" for name, clips in sets.items()),
+          f"; {len(os.sched_getaffinity(0))} cores")  # fmt: skip
     print("| engine | set | WER | compute s per s of audio | audio s |")
     print("|---|---|---|---|---|")
     for engine in args.engines.split(","):

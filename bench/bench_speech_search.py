@@ -1,7 +1,8 @@
 """Text -> recording known-item search on the demo corpus (texts, scans, recordings,
 pictograms, as `xmodal demo` builds them): each query is a window of 6-8 words of what one
 recording says, and a hit is the recording among the first 3. Every speech engine indexes the
-same corpus; keyword, dense (the default) and hybrid modes are measured side by side.
+same corpus; keyword, dense (the default) and hybrid modes are measured side by side. Windows
+overlap (every 3 words), so queries of one clip are not independent.
 
 Usage: .venv/bin/python bench/bench_speech_search.py [--engines whisper-tiny.en,pocketsphinx,whisper-base]"""
 
@@ -14,14 +15,16 @@ import time
 from pathlib import Path
 
 
-def windows(text: str, size: int = 7) -> list[str]:
-    """Consecutive windows of ``size`` words (a last one of 6-8 words joins in)."""
+def windows(text: str, size: int = 7, stride: int = 3) -> list[str]:
+    """Windows of ``size`` words every ``stride`` words, the last one ending with the clip; a
+    clip of 6-8 words is one window of itself."""
     words = re.sub(r"[^\w' ]+", " ", text).split()
-    out = [" ".join(words[i : i + size]) for i in range(0, max(len(words) - size + 1, 1), size)]
-    rest = len(words) % size
-    if len(words) > size and rest >= 6:
-        out.append(" ".join(words[-rest:]))
-    return [w for w in out if 6 <= len(w.split()) <= 8]
+    if len(words) <= size + 1:
+        return [" ".join(words)] if len(words) >= 6 else []
+    starts = list(range(0, len(words) - size + 1, stride))
+    if starts[-1] != len(words) - size:
+        starts.append(len(words) - size)
+    return [" ".join(words[i : i + size]) for i in starts]
 
 
 def main() -> None:

@@ -318,3 +318,32 @@ def test_bad_speech_settings_write_nothing(tmp_path: Path) -> None:
             Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None), asr=asr,
                             language=language)  # fmt: skip
         assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--asr", "whisper-giant"], "unknown speech engine 'whisper-giant'"),
+        (["--language", "xx", "--asr", "whisper-base"], "unknown language 'xx'"),
+        (["--language", "fr"], "English only"),
+        (["--asr", "whisper:/no/such/folder"], "no Whisper model folder"),
+    ],
+)
+def test_cli_speech_mistakes_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    from tests.test_cli import assert_one_line_error
+    from xmodal.cli.main import main
+
+    write(tmp_path / "m" / "a.txt", "hello")
+    code = main(["index", str(tmp_path / "m"), "-c", str(tmp_path / "c"), "--model", "minilm", "-q", *argv])
+    err = capsys.readouterr().err
+    assert code != 0 and needle in err, err
+    assert_one_line_error(err)
+    assert not (tmp_path / "c").exists()
+    main(["index", str(tmp_path / "m"), "-c", str(tmp_path / "c"), "--model", "minilm", "-q"])
+    capsys.readouterr()
+    code = main(["index", "-c", str(tmp_path / "c"), "--asr", "pocketsphinx"])  # an existing collection
+    err = capsys.readouterr().err
+    assert code != 0 and "--reembed" in err
+    assert_one_line_error(err)

@@ -175,7 +175,10 @@ def run_demo(
     workdir: Path | None, collection: Path | None, log: Callable[[str], None] = print, progress: Any = None
 ) -> int:
     """Build the corpus, index it, run the example queries. Returns how many queries missed."""
+    from dataclasses import replace
+
     from xmodal.collection import Collection
+    from xmodal.config import DEFAULT_ASR
     from xmodal.search import Query
 
     root = workdir or Path(tempfile.mkdtemp(prefix="xmodal-demo-"))
@@ -184,10 +187,12 @@ def run_demo(
     queries = build_corpus(corpus, log)
     coll_dir = collection or (root / "collection")
     with Collection.open(coll_dir, create=True) as coll:
-        change = coll.encoder_change()
+        change = coll.encoder_change() or coll.extractor_change()
+        if coll.config.model.asr != DEFAULT_ASR:
+            change = f"speech recognition is now {DEFAULT_ASR}"
         if change:  # the demo's own collection, built by an earlier xmodal: bring it up to date
-            log(f"{change}: re-embedding the demo collection ...")
-            coll.reembed(coll.config.model)
+            log(f"{change.split(';')[0]}: re-embedding the demo collection ...")
+            coll.reembed(replace(coll.config.model, asr=DEFAULT_ASR))
         report = coll.add(
             [corpus / "texts", corpus / "scans", corpus / "recordings", corpus / "pictograms"], progress=progress
         )

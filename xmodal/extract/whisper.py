@@ -90,19 +90,21 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def recognise(self, clip: AudioClip, progress: SecondsDone | None = None) -> Transcript:
         model = self._whisper()
-        samples = clip.resampled(RATE).samples
-        total = samples.shape[0] / RATE
+        rate = clip.sample_rate
+        total = clip.duration
         words: list[Word] = []
         spoken: dict[str, float] = {}  # seconds of speech per detected language
-        for start, end in split_points(samples, RATE, WINDOW_SECONDS, WINDOW_SLACK):
-            part = samples[start:end]
-            if loudest_frame_rms(part, RATE) >= SILENCE_RMS:
-                found, language = self._window(model, part, start / RATE)
+        # windows are cut at the recording's own rate and resampled one by one: beside the
+        # decoded clip, memory holds one window, however long the recording
+        for start, end in split_points(clip.samples, rate, WINDOW_SECONDS, WINDOW_SLACK):
+            part = AudioClip(clip.samples[start:end], rate)
+            if loudest_frame_rms(part.samples, rate) >= SILENCE_RMS:
+                found, language = self._window(model, part.resampled(RATE).samples, start / rate)
                 words.extend(found)
                 if found and language:
                     spoken[language] = spoken.get(language, 0.0) + found[-1].end - found[0].start
             if progress is not None:
-                progress(end / RATE, total)
+                progress(end / rate, total)
         language = self.language or (max(spoken, key=spoken.__getitem__) if spoken else None)
         return Transcript(collapse_repeats(words), language if self.files.multilingual else None)
 
