@@ -6,6 +6,7 @@ import struct
 import wave
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,4 +77,49 @@ def bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
     body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def encode_audio(path: Path, samples: Any, rate: int, codec: str, fmt: str | None = None, **options: str) -> Path:
+    """Encode mono float samples with FFmpeg (PyAV) into ``path``'s container: ``m4a``/AAC,
+    ``opus``, ``webm``, ``adts``, ``mp3``..."""
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format=fmt, options=options) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1, 1) * 32767).astype(np.int16)
+        for start in range(0, pcm.shape[0], 4096):
+            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 4096], format="s16", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def encode_video(path: Path, seconds: float = 1.0, fps: int = 10, with_audio: bool = True) -> Path:
+    """A small H.264 MP4 (moving colours), with a tone as its audio track if asked."""
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="mp4") as out:
+        video = out.add_stream("h264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=16000, layout="mono") if with_audio else None
+        for i in range(int(seconds * fps)):
+            img = np.full((48, 64, 3), (i * 20) % 255, dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if audio is not None:
+            tone = (np.sin(np.arange(int(seconds * 16000)) / 16000 * 2 * np.pi * 440) * 8000).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+            frame.sample_rate = 16000
+            for packet in [*audio.encode(frame), *audio.encode(None)]:
+                out.mux(packet)
     return path

@@ -22,7 +22,7 @@ from xmodal.types import Modality
 
 MEDIA_EXTENSIONS = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff",
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3",
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".weba", ".amr",
     ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
 }  # fmt: skip
 

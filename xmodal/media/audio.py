@@ -7,10 +7,11 @@ import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from xmodal.errors import MediaError, MediaTooLargeError
+from xmodal.errors import MediaError, MediaTooLargeError, UnsupportedMediaError
 from xmodal.media.limits import MediaLimits
 
 
@@ -112,8 +113,78 @@ def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
     return AudioClip(np.ascontiguousarray(data, dtype=np.float32), int(rate))
 
 
+# containers libsndfile does not read, decoded by FFmpeg through PyAV: MP4/M4A (AAC, ALAC),
+# Matroska/WebM (Opus, Vorbis), raw AAC (ADTS), AMR voice memos
+CONTAINER_MAGIC = (b"\x1a\x45\xdf\xa3", b"#!AMR")
+
+
+def is_container(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" or head.startswith(CONTAINER_MAGIC) or _adts(head)
+
+
+def _adts(head: bytes) -> bool:
+    """AAC in ADTS frames: 12 sync bits, then MPEG layer bits 00 (MP3 frames have 01-11)."""
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0
+
+
+def _read_av(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
+    """Decode the first audio stream of a container to mono float32 at its own rate. The
+    duration the header claims is checked before decoding, and the samples decoded are counted
+    as they come (a header can lie). A file with pictures in motion is a video: not audio."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - faster-whisper depends on it
+        raise MediaError("decoding this audio format needs PyAV: pip install av") from exc
+    try:
+        with av.open(src if isinstance(src, io.BytesIO) else str(src), mode="r", metadata_errors="ignore") as container:
+            if any(_moving(v) for v in container.streams.video):
+                raise UnsupportedMediaError("a video file (video is not indexed yet)")
+            if not container.streams.audio:
+                raise MediaError("no audio stream in this file")
+            stream = container.streams.audio[0]
+            rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            claimed = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+            if claimed is None and container.duration:
+                claimed = container.duration / 1_000_000
+            _check_duration(int((claimed or 1.0) * rate) or 1, rate, limits, stream.channels or 1)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            parts: list[np.ndarray] = []
+            count, cap = 0, int(limits.max_audio_seconds * rate) + rate
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray().reshape(-1)
+                    count += block.shape[0]
+                    if count > cap:
+                        raise MediaTooLargeError(
+                            f"audio is longer than its header said, past the limit of "
+                            f"{duration_text(limits.max_audio_seconds)}"
+                        )
+                    parts.append(block.astype(np.float32, copy=False))
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, EOFError) as exc:  # type: ignore[attr-defined]
+        raise MediaError(f"cannot decode audio: {_av_reason(exc)}") from exc
+    if not parts:
+        raise MediaError("audio has no samples")
+    return AudioClip(np.ascontiguousarray(np.clip(np.concatenate(parts), -1.0, 1.0)), rate)
+
+
+def _moving(stream: Any) -> bool:
+    """A video stream, not the cover picture of a song or voice memo."""
+    from av.stream import Disposition
+
+    return not (stream.disposition & Disposition.attached_pic) and stream.codec_context.name not in ("mjpeg", "png")
+
+
+def _av_reason(exc: BaseException) -> str:
+    """FFmpeg's reason without the path it names (a server must not echo its paths)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return re.sub(r":\s*'[^']*'$", "", re.sub(r"^\[Errno -?\d+\]\s*", "", text))
+
+
 def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioClip:
-    """Decode WAV (stdlib) or FLAC/OGG/MP3 (libsndfile) into a mono clip."""
+    """Decode WAV (stdlib), FLAC/OGG/MP3 (libsndfile) or MP4/M4A, WebM/Matroska, AAC and AMR
+    (FFmpeg via PyAV) into a mono clip."""
     limits = limits or MediaLimits()
     source: Path | io.BytesIO = src if isinstance(src, Path) else io.BytesIO(src)
     try:
@@ -122,6 +193,8 @@ def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioCli
                 head = fh.read(12)
         else:
             head = source.getvalue()[:12]
+        if is_container(head):
+            return _read_av(source, limits)
         if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
             try:
                 return _read_wav(source, limits)

@@ -48,10 +48,25 @@ def sniff(head: bytes) -> Detected | None:
     for magic, mime in _AUDIO_MAGIC:
         if head.startswith(magic):
             return Detected(Modality.AUDIO, mime)
+    container = _container_mime(head)
+    if container:  # decoded by PyAV; one with a video stream is refused there (not audio)
+        return Detected(Modality.AUDIO, container)
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
         return Detected(Modality.AUDIO, "audio/mpeg")  # MPEG audio frame sync
     if _looks_like_text(head):
         return Detected(Modality.TEXT, "text/plain")
+    return None
+
+
+def _container_mime(head: bytes) -> str | None:
+    if head[4:8] == b"ftyp":  # ISO media: M4A/M4B voice memos and audio books, or MP4/MOV
+        return "audio/mp4"  # a file with a video stream is refused when decoded
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM or Matroska
+        return "audio/webm" if b"webm" in head[:64] else "audio/x-matroska"
+    if head.startswith(b"#!AMR"):
+        return "audio/amr"
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0:
+        return "audio/aac"  # ADTS frames
     return None
 
 
