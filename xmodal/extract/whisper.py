@@ -118,8 +118,7 @@ class WhisperRecognizer(SpeechRecognizer):
             language=self.language or (None if self.files.multilingual else "en"),
             beam_size=self.beam_size,
             word_timestamps=True,
-            vad_filter=True,
-            vad_parameters={"min_silence_duration_ms": 500},
+            vad_filter=True,  # faster-whisper's VAD settings: a 500 ms split lost first words (bench_asr)
             condition_on_previous_text=False,  # a mistake must not seed the next 30 s (loops)
             hallucination_silence_threshold=2.0,
         )
