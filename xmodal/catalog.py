@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item_id);
 """
 
-_META_KEY = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def check_meta_key(key: str) -> str:
 
 
 META_SCALARS = (str, int, float, bool)
+# field -> the texts it may equal, or the bounds of a range ({">=": 10.0}; see normalise_where)
+Filters = dict[str, list[str] | dict[str, float | str]]
 
 
 def utf8_text(text: str) -> bool:
@@ -133,6 +136,27 @@ _META_TEXT = (
 )
 
 
+# Range filters: a number bound compares with numbers (and numbers stored as text, as `--meta
+# rating=5` stores them; booleans never), a text bound with text (ISO dates sort as dates).
+_RANGE_OPS = (">", ">=", "<", "<=")
+_META_NUMBER = (
+    "(CASE WHEN json_type(i.metadata, ?) IN ('true', 'false') THEN NULL "
+    "ELSE xm_number(json_extract(i.metadata, ?)) END)"
+)
+_META_STRING = "(CASE json_type(i.metadata, ?) WHEN 'text' THEN json_extract(i.metadata, ?) END)"
+_NUMERIC_TEXT = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def as_number(value: Any) -> float | None:
+    """A number, or text that is one (``"1e6"``, ``" 5 "``), as a float; else None."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and _NUMERIC_TEXT.match(value):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     """Read-only, with SQLite's locking while another user's process may be writing (it keeps
     the -wal and -shm files there); without them, nobody is, and the file is read as immutable."""
@@ -163,6 +187,7 @@ class Catalog:
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
             found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            self._db.create_function("xm_number", 1, as_number, deterministic=True)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{path}: catalog is not a valid SQLite database ({exc})") from exc
         if found is None and self.read_only:
@@ -372,9 +397,10 @@ class Catalog:
         return out
 
     def filtered_vids(
-        self, modality: Modality | None, where: dict[str, list[str]], allow_items: set[str] | None = None
+        self, modality: Modality | None, where: Filters, allow_items: set[str] | None = None
     ) -> np.ndarray:
-        """Vector ids of items matching the filters (metadata values compared as text)."""
+        """Vector ids of items matching the filters: a list of texts is equality (metadata
+        values compared as text), a dict of bounds a range (``{">=": 10, "<": 20}``)."""
         clauses: list[str] = []
         params: list[Any] = []
         if allow_items is not None:
@@ -387,9 +413,18 @@ class Catalog:
             params.append(modality.value)
         for key, values in where.items():
             check_meta_key(key)
+            path = f'$."{key}"'
+            if isinstance(values, dict):  # a range: every bound holds
+                for op, bound in values.items():
+                    if op not in _RANGE_OPS:
+                        raise InvalidArgumentError(f"filter {key!r}: unknown comparison {op!r}")
+                    sql = _META_NUMBER if isinstance(bound, int | float) else _META_STRING
+                    clauses.append(f"{sql} {op} ?")
+                    params.extend([path, path, bound])
+                continue
             marks = ",".join("?" * len(values))
             clauses.append(f"{_META_TEXT} IN ({marks})")
-            params.extend([f'$."{key}"'] * _META_TEXT.count("?"))
+            params.extend([path] * _META_TEXT.count("?"))
             params.extend(values)
         sql = "SELECT v.vid FROM vectors v JOIN items i ON i.id = v.item_id"
         if clauses:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from xmodal import keywords
-from xmodal.catalog import META_SCALARS, Catalog, KeywordRow, check_meta_key, utf8_text
+from xmodal.catalog import META_SCALARS, Catalog, Filters, KeywordRow, as_number, check_meta_key, utf8_text
 from xmodal.embedder import Embedder
 from xmodal.errors import InvalidArgumentError, InvalidQueryError, MediaError
 from xmodal.index.base import VectorIndex
@@ -130,17 +130,37 @@ def validate_k(k: Any) -> int:
     return int(k)
 
 
-def normalise_where(where: Any) -> dict[str, list[str]]:
-    """Check a metadata filter ``{field: value or list of 1 to 100 values}`` (values: strings,
-    numbers, booleans; an item matches when its field equals any of them) and turn every value
-    into the text it is compared as."""
+RANGE_OPS = {
+    ">": ">",
+    ">=": ">=",
+    "<": "<",
+    "<=": "<=",
+    "gt": ">",
+    "gte": ">=",
+    "ge": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "le": "<=",
+}
+
+
+def normalise_where(where: Any) -> Filters:
+    """Check a metadata filter ``{field: value, list of 1 to 100 values, or bounds}`` and turn
+    it into what the catalog compares. A value or list: the field equals one of them (strings,
+    numbers, booleans; every value becomes the text it is compared as). Bounds, a range every
+    one of which must hold: ``{">=": 10, "<": 20}`` (also ``gt``, ``gte``, ``lt``, ``lte``); a
+    number bound compares numerically (text that is a number is one: ``"1e6"``), a text bound
+    as text, which orders ISO dates (``{">=": "2024-01-01"}``)."""
     if where is None:
         return {}
     if not isinstance(where, dict):
         raise InvalidArgumentError("'where' must be an object (dict) of field -> value or list of values")
-    out: dict[str, list[str]] = {}
+    out: Filters = {}
     for key, value in where.items():
         check_meta_key(key)
+        if isinstance(value, dict):
+            out[key] = _bounds(key, value)
+            continue
         values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
         if not values:
             raise InvalidArgumentError(f"filter {key!r} has no values")
@@ -151,6 +171,33 @@ def normalise_where(where: Any) -> dict[str, list[str]]:
 
 
 _NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,15})?$")
+
+
+def _bounds(key: str, bounds: dict[Any, Any]) -> dict[str, float | str]:
+    """Checked bounds of one range. Text that is a number is a number bound, unless another
+    bound is plain text: ``{">=": "2024-01-01", "<": "2025"}`` compares dates as text."""
+    if not bounds:
+        raise InvalidArgumentError(f"filter {key!r} has no bounds")
+    out: dict[str, float | str] = {}
+    for raw_op, bound in bounds.items():
+        op = RANGE_OPS.get(raw_op) if isinstance(raw_op, str) else None
+        if op is None:
+            raise InvalidArgumentError(f"filter {key!r}: unknown comparison {raw_op!r}; use >, >=, <, <=")
+        if isinstance(bound, bool) or not isinstance(bound, int | float | str):
+            raise InvalidArgumentError(f"filter {key!r}: a bound is a number or a text (a date), got {bound!r}")
+        if isinstance(bound, str) and (not bound.strip() or len(bound) > 1000 or not utf8_text(bound)):
+            raise InvalidArgumentError(f"filter {key!r}: empty or invalid bound {bound!r}")
+        if isinstance(bound, float) and not math.isfinite(bound):
+            raise InvalidArgumentError(f"filter {key!r}: bounds must be finite numbers, got {bound}")
+        if op in out:
+            raise InvalidArgumentError(f"filter {key!r} gives {op} twice")
+        out[op] = float(bound) if isinstance(bound, int | float) else bound
+    texts = [b for b in out.values() if isinstance(b, str) and as_number(b) is None]
+    if texts and any(not isinstance(b, str) for b in out.values()):
+        raise InvalidArgumentError(f"filter {key!r}: bounds must all be numbers or all be text")
+    if not texts:
+        out = {op: b if isinstance(b, float) else float(as_number(b) or 0.0) for op, b in out.items()}
+    return out
 
 
 def _a(word: str) -> str:
@@ -290,7 +337,7 @@ class SearchPipeline:
         vector = None if mode is SearchMode.KEYWORD else self.encode(query)
         return self.search_vector(vector, k, modality, filters, allow_items, query, mode)
 
-    def check_filter_fields(self, where: dict[str, list[str]]) -> None:
+    def check_filter_fields(self, where: Filters) -> None:
         if not where:
             return
         generation = self.catalog.generation
@@ -303,7 +350,7 @@ class SearchPipeline:
                 raise InvalidArgumentError(f"unknown filter field {key!r}; known fields: {known}")
 
     def allowed_vids(
-        self, modality: Modality | None, where: dict[str, list[str]], allow_items: set[str] | None = None
+        self, modality: Modality | None, where: Filters, allow_items: set[str] | None = None
     ) -> np.ndarray | None:
         if modality is None and not where and allow_items is None:
             return None
@@ -315,7 +362,7 @@ class SearchPipeline:
         vector: QueryVector | None,
         k: int,
         modality: Modality | None = None,
-        where: dict[str, list[str]] | None = None,
+        where: Filters | None = None,
         allow_items: set[str] | None = None,
         query: Query | None = None,
         mode: SearchMode | str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xmodal.cli.common import common_parser, fmt_time, parse_pairs, print_json, printable
+from xmodal.cli.common import common_parser, fmt_time, parse_filters, print_json, printable
 
 
 def register(sub: Any) -> None:
@@ -15,7 +15,13 @@ def register(sub: Any) -> None:
     p.add_argument("--audio", metavar="FILE", help="use an audio file as the query")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--modality", choices=["text", "image", "audio"], help="only return items of this modality")
-    p.add_argument("--where", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="FILTER",
+        help="metadata filter, repeatable: key=value (any of the values given), key>=value, key<value, ... "
+        "(a range: numbers compare as numbers, other values as text, e.g. dates 2024-01-31)",
+    )
     p.add_argument(
         "--mode",
         choices=["dense", "keyword", "hybrid"],
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         query = Query.audio(args.audio)
     else:
         query = Query.text(args.text)
-    where = parse_pairs(args.where, "--where")
+    where = parse_filters(args.where)
     with Collection.open(args.collection) as coll:
         hits = coll.search(query, k=args.k, modality=args.modality, where=where, mode=args.mode)
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -34,6 +35,32 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
             out[key] = [*prev, value]
         else:
             out[key] = value
+    return out
+
+
+_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|>|<|=)(.*)$", re.DOTALL)
+
+
+def parse_filters(pairs: list[str] | None) -> dict[str, Any]:
+    """``--where`` arguments: ``key=value`` (repeated: any of the values), ``key>value``,
+    ``key>=value``, ``key<value``, ``key<=value`` (bounds of one range, all of which hold)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        found = _FILTER.match(pair)
+        if not found:
+            raise InvalidArgumentError(f"--where must look like key=value or key>=value, got {pair!r}")
+        key, op, value = found.group(1), found.group(2), found.group(3).strip()
+        if op == "=":
+            if isinstance(out.get(key), dict):
+                raise InvalidArgumentError(f"--where {key}: give either values (=) or a range (<, >), not both")
+            prev = out.get(key)
+            out[key] = value if prev is None else [*(prev if isinstance(prev, list) else [prev]), value]
+            continue
+        if key in out and not isinstance(out[key], dict):
+            raise InvalidArgumentError(f"--where {key}: give either values (=) or a range (<, >), not both")
+        if not value:
+            raise InvalidArgumentError(f"--where {pair!r} has no value after {op}")
+        out.setdefault(key, {})[op] = value
     return out
 
 
