@@ -153,7 +153,7 @@ def main() -> None:
     print(f"\n## xmodal core benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)\n")
     print(f"Command: `.venv/bin/python bench/bench_core.py --texts {args.texts} --scans {args.scans} "
           f"--clips {args.clips} --vectors {args.vectors}`\n")  # fmt: skip
-    print("### Ingest (default stack: MiniLM + RapidOCR + PocketSphinx; models warm)\n")
+    print("### Ingest (default stack: MiniLM + RapidOCR + Whisper tiny.en; models warm)\n")
     print("| modality | items | seconds | items/s |\n|---|---|---|---|")
     for m, n, s, r in rows:
         print(f"| {m} | {n} | {s:.1f} | {r:.1f} |")

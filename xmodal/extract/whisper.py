@@ -14,6 +14,8 @@ import threading
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
+
 from xmodal.errors import MissingDependencyError, ModelError
 from xmodal.extract import whisper_models
 from xmodal.extract.base import SILENCE_RMS, SecondsDone, SpeechRecognizer, Transcript, Word
@@ -108,29 +110,28 @@ class WhisperRecognizer(SpeechRecognizer):
         language = self.language or (max(spoken, key=spoken.__getitem__) if spoken else None)
         return Transcript(collapse_repeats(words), language if self.files.multilingual else None)
 
-    def _window(self, model: Any, part: Any, offset: float) -> tuple[list[Word], str | None]:
-        import numpy as np
-
+    def _window(self, model: Any, part: np.ndarray, offset: float) -> tuple[list[Word], str | None]:
+        """The plausible words of one window (16 kHz samples starting at ``offset`` seconds)."""
         pad = np.zeros(int(LEAD_SECONDS * RATE), dtype=np.float32)
-        offset -= LEAD_SECONDS
         segments, info = model.transcribe(
             np.concatenate([pad, part, pad]),
             language=self.language or (None if self.files.multilingual else "en"),
             beam_size=self.beam_size,
             word_timestamps=True,
-            vad_filter=True,  # faster-whisper's VAD settings: a 500 ms split lost first words (bench_asr)
+            vad_filter=True,  # its own VAD settings: a 500 ms silence split lost first words (bench_asr)
             condition_on_previous_text=False,  # a mistake must not seed the next 30 s (loops)
             hallucination_silence_threshold=2.0,
         )
         out: list[Word] = []
-        lo, hi = offset + LEAD_SECONDS, offset + LEAD_SECONDS + part.shape[0] / RATE  # times inside the window
+        lo, hi = offset, offset + part.shape[0] / RATE  # the window's own seconds
+        shift = offset - LEAD_SECONDS  # Whisper's times count the lead-in silence
         for seg in segments:
             if not plausible_speech(seg):
                 continue
             for w in seg.words or []:
                 text = w.word.strip()
-                start = round(max(offset + w.start, lo), 2)
-                end = round(max(start, min(offset + w.end, hi)), 2)
+                start = round(max(shift + w.start, lo), 2)
+                end = round(max(start, min(shift + w.end, hi)), 2)
                 if any(c.isalnum() for c in text):
                     out.append(Word(text, start, end))
                 elif text and out:  # "12" then "%": one word

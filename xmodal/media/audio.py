@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from xmodal.errors import MediaError, MediaTooLargeError, UnsupportedMediaError
+from xmodal.media.detect import container_mime
 from xmodal.media.limits import MediaLimits
 
 
@@ -113,20 +114,6 @@ def _read_soundfile(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
     return AudioClip(np.ascontiguousarray(data, dtype=np.float32), int(rate))
 
 
-# containers libsndfile does not read, decoded by FFmpeg through PyAV: MP4/M4A (AAC, ALAC),
-# Matroska/WebM (Opus, Vorbis), raw AAC (ADTS), AMR voice memos
-CONTAINER_MAGIC = (b"\x1a\x45\xdf\xa3", b"#!AMR")
-
-
-def is_container(head: bytes) -> bool:
-    return head[4:8] == b"ftyp" or head.startswith(CONTAINER_MAGIC) or _adts(head)
-
-
-def _adts(head: bytes) -> bool:
-    """AAC in ADTS frames: 12 sync bits, then MPEG layer bits 00 (MP3 frames have 01-11)."""
-    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0
-
-
 def _read_av(src: Path | io.BytesIO, limits: MediaLimits) -> AudioClip:
     """Decode the first audio stream of a container to mono float32 at its own rate. The
     duration the header claims is checked before decoding, and the samples decoded are counted
@@ -193,7 +180,7 @@ def load_audio(src: Path | bytes, limits: MediaLimits | None = None) -> AudioCli
                 head = fh.read(12)
         else:
             head = source.getvalue()[:12]
-        if is_container(head):
+        if container_mime(head) is not None:  # formats libsndfile does not read
             return _read_av(source, limits)
         if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
             try:

@@ -48,7 +48,7 @@ def sniff(head: bytes) -> Detected | None:
     for magic, mime in _AUDIO_MAGIC:
         if head.startswith(magic):
             return Detected(Modality.AUDIO, mime)
-    container = _container_mime(head)
+    container = container_mime(head)
     if container:  # decoded by PyAV; one with a video stream is refused there (not audio)
         return Detected(Modality.AUDIO, container)
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
@@ -58,7 +58,8 @@ def sniff(head: bytes) -> Detected | None:
     return None
 
 
-def _container_mime(head: bytes) -> str | None:
+def container_mime(head: bytes) -> str | None:
+    """Containers decoded by FFmpeg through PyAV (``media.audio``), libsndfile reads none of them."""
     if head[4:8] == b"ftyp":  # ISO media: M4A/M4B voice memos and audio books, or MP4/MOV
         return "audio/mp4"  # a file with a video stream is refused when decoded
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM or Matroska
