@@ -15,13 +15,13 @@ from typing import Any, Protocol
 from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.audio import load_audio
 from xmodal.media.detect import Detected, detect_file
-from xmodal.media.image import load_image
+from xmodal.media.image import load_image, photo_metadata
 from xmodal.media.limits import MediaLimits
 from xmodal.media.text import load_text
 from xmodal.types import Modality
 
 MEDIA_EXTENSIONS = {
-    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff",
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif",
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".weba", ".amr",
     ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
 }  # fmt: skip
@@ -279,6 +279,7 @@ class Decoded:
     detected: Detected
     payload: Any  # str for text, PIL image, AudioClip
     encoding: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the file says of itself (EXIF)
 
 
 def decode_file(path: Path, limits: MediaLimits) -> Decoded:
@@ -290,7 +291,8 @@ def decode_file(path: Path, limits: MediaLimits) -> Decoded:
         )
     detected = detect_file(path)
     if detected.modality is Modality.IMAGE:
-        return Decoded(detected, load_image(path, limits))
+        image = load_image(path, limits)
+        return Decoded(detected, image, metadata=photo_metadata(image))
     if detected.modality is Modality.AUDIO:
         return Decoded(detected, load_audio(path, limits))
     text, encoding = load_text(path, limits)
@@ -315,4 +317,5 @@ def base_metadata(entry: FileEntry, decoded: Decoded | None, size: int) -> dict[
         meta["mime"] = decoded.detected.mime
         if decoded.encoding:
             meta["encoding"] = decoded.encoding
+        meta.update(decoded.metadata)
     return meta

@@ -34,11 +34,21 @@ _AUDIO_MAGIC: list[tuple[bytes, str]] = [
 ]
 
 
+# ISO media brands of still pictures (HEIC/HEIF from phones, AVIF); other ftyp files are audio/video
+_PICTURE_BRANDS = {
+    b"heic": "image/heic", b"heix": "image/heic", b"heim": "image/heic", b"heis": "image/heic",
+    b"hevc": "image/heic", b"hevx": "image/heic", b"mif1": "image/heif", b"msf1": "image/heif",
+    b"avif": "image/avif", b"avis": "image/avif",
+}  # fmt: skip
+
+
 def sniff(head: bytes) -> Detected | None:
     """Return what ``head`` (the first bytes of a file) looks like, or None if unknown."""
     for magic, mime in _IMAGE_MAGIC:
         if head.startswith(magic):
             return Detected(Modality.IMAGE, mime)
+    if head[4:8] == b"ftyp" and head[8:12] in _PICTURE_BRANDS:
+        return Detected(Modality.IMAGE, _PICTURE_BRANDS[head[8:12]])
     if _utf16_text(head):  # before audio: a UTF-16 byte-order mark also looks like MPEG frame sync
         return Detected(Modality.TEXT, "text/plain")
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
@@ -60,7 +70,7 @@ def sniff(head: bytes) -> Detected | None:
 
 def container_mime(head: bytes) -> str | None:
     """Containers decoded by FFmpeg through PyAV (``media.audio``), libsndfile reads none of them."""
-    if head[4:8] == b"ftyp":  # ISO media: M4A/M4B voice memos and audio books, or MP4/MOV
+    if head[4:8] == b"ftyp" and head[8:12] not in _PICTURE_BRANDS:  # M4A/M4B voice memos, MP4/MOV
         return "audio/mp4"  # a file with a video stream is refused when decoded
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM or Matroska
         return "audio/webm" if b"webm" in head[:64] else "audio/x-matroska"

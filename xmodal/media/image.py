@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import io
+import math
+import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.limits import MediaLimits
 
 # Decoders we accept; Pillow's others (EPS runs Ghostscript, PSD, FITS, ...) are not opened.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+# HEIF (iPhone HEIC) comes from pillow-heif, AVIF from Pillow itself.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "HEIF", "AVIF")
 
 
 def load_image(src: Path | bytes, limits: MediaLimits | None = None):  # type: ignore[no-untyped-def]
-    """Decode to an RGB ``PIL.Image``; transparent areas become white."""
+    """Decode to an RGB ``PIL.Image``, turned upright as its EXIF orientation says; transparent
+    areas become white. The EXIF block stays with it (``photo_metadata``)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    _register_heif()
     limits = limits or MediaLimits()
     fp = io.BytesIO(src) if isinstance(src, bytes) else src
     try:
@@ -55,3 +61,52 @@ def _to_rgb(img):  # type: ignore[no-untyped-def]
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
+
+
+def _register_heif() -> None:
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # pragma: no cover - a core dependency; HEIC files then fail one by one
+        return
+    register_heif_opener()  # idempotent; not at import time (no import-time side effects)
+
+
+def photo_metadata(img: Any) -> dict[str, Any]:
+    """What a photo's EXIF says, as filterable metadata: ``taken`` (ISO 8601 text, so ranges
+    like ``taken>=2024-06-01`` work), ``camera`` and ``gps_lat``/``gps_lon`` (signed degrees).
+    Missing or malformed fields are left out."""
+    try:
+        exif = img.getexif()
+    except Exception:  # a damaged EXIF block must not fail the picture
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        when = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, DateTime
+        found = _EXIF_TIME.match(str(when or "").strip("\x00 "))
+        if found:
+            y, mo, d, h, mi, sec = found.groups()
+            out["taken"] = f"{y}-{mo}-{d}T{h}:{mi}:{sec}"
+        make, model = (str(exif.get(t) or "").strip("\x00 ") for t in (0x010F, 0x0110))
+        camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+        if camera and camera.isprintable() and len(camera) <= 200:
+            out["camera"] = camera
+        gps = exif.get_ifd(0x8825)
+        for key, ref_tag, value_tag, negative in (("gps_lat", 1, 2, "S"), ("gps_lon", 3, 4, "W")):
+            degrees = _degrees(gps.get(value_tag))
+            if degrees is not None:
+                out[key] = round(-degrees if str(gps.get(ref_tag, "")).upper().startswith(negative) else degrees, 6)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError):
+        return out
+    return out
+
+
+_EXIF_TIME = re.compile(r"^(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+
+
+def _degrees(dms: Any) -> float | None:
+    """EXIF (degrees, minutes, seconds) rationals as decimal degrees, within -180..180."""
+    if not isinstance(dms, tuple | list) or len(dms) != 3:
+        return None
+    d, m, s = (float(x) for x in dms)
+    value = d + m / 60 + s / 3600
+    return value if math.isfinite(value) and 0 <= value <= 180 else None
