@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xmodal.errors import ModelError
-from xmodal.extract.base import asr_names
+from xmodal.extract.base import asr_names, is_asr_name
 from xmodal.index.base import IndexConfig
 from xmodal.media.limits import MediaLimits
 from xmodal.types import Modality
@@ -88,7 +88,7 @@ def with_speech(model: ModelConfig, asr: str | None, language: str | None) -> Mo
         name = asr.strip()
         if name.lower() == "none":
             changes["asr"] = None
-        elif name in asr_names() or (name.startswith("whisper:") and len(name) > len("whisper:")):
+        elif is_asr_name(name):
             changes["asr"] = _absolute_dir(name)
         else:
             raise ModelError(f"unknown speech engine {name!r}; known: {', '.join(asr_names())}, none")

@@ -59,11 +59,12 @@ class SpeechRecognizer(ABC):
 
 
 _OCR = {"rapidocr": "xmodal.extract.rapid:RapidOcrEngine"}
-# speech engines: name -> factory(language); ``whisper:DIR`` is a local CTranslate2 Whisper folder
+# speech engines: name -> factory(language); ``whisper:DIR`` -> factory(folder, language)
 _ASR = {
     "whisper-tiny.en": "xmodal.extract.whisper:tiny_en",
     "whisper-base": "xmodal.extract.whisper:base",
     "pocketsphinx": "xmodal.extract.sphinx:english_only",
+    "whisper:DIR": "xmodal.extract.whisper:from_folder",  # any local CTranslate2 Whisper folder
 }
 
 
@@ -84,19 +85,27 @@ def load_ocr(name: str) -> OcrEngine:
 
 
 def asr_names() -> list[str]:
-    return [*_ASR, "whisper:DIR"]
+    return list(_ASR)
+
+
+def _whisper_folder(name: str) -> str | None:
+    """The folder of a ``whisper:DIR`` name, else None."""
+    return name[len("whisper:") :] if name.startswith("whisper:") and len(name) > len("whisper:") else None
+
+
+def is_asr_name(name: str) -> bool:
+    return name in _ASR or _whisper_folder(name) is not None
 
 
 def load_asr(name: str, language: str | None = None) -> SpeechRecognizer:
     """A speech engine by name (see ``asr_names``); ``language`` (ISO 639-1) fixes the language
     spoken instead of detecting it."""
-    if name.startswith("whisper:") and name not in _ASR:
-        name, folder = "whisper:DIR", name.partition(":")[2]
-        engine: SpeechRecognizer = _target({name: "xmodal.extract.whisper:from_folder"}, name, "speech")(
-            folder, language
-        )
-        return engine
-    engine = _target(_ASR, name, "speech")(language)
+    folder = _whisper_folder(name)
+    engine: SpeechRecognizer
+    if folder is not None:
+        engine = _target(_ASR, "whisper:DIR", "speech")(folder, language)
+    else:
+        engine = _target(_ASR, name, "speech")(language)
     return engine
 
 
