@@ -66,7 +66,7 @@ class FakeEncoder(Encoder):
         return out
 
 
-FAKE_MODEL = ModelConfig(text="fake", image="fake", audio="fake", ocr=None, asr=None)
+FAKE_MODEL = ModelConfig(text="fake", photo=None, image="fake", audio="fake", ocr=None, asr=None)
 
 
 def fake_registry() -> EncoderRegistry:

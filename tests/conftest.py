@@ -87,7 +87,7 @@ def registry() -> EncoderRegistry:
     return reg
 
 
-FAKE_MODEL = ModelConfig(text="bow", image=None, ocr=None, asr=None)
+FAKE_MODEL = ModelConfig(text="bow", photo=None, image=None, ocr=None, asr=None)
 
 
 @pytest.fixture

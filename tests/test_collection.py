@@ -150,7 +150,7 @@ def test_modality_filter_and_image_tower(tmp_path: Path, open_collection: Open) 
     png(media / "red.png", (230, 10, 10))
     png(media / "blue.png", (10, 10, 230))
     write(media / "red.txt", "red red red")
-    coll = open_collection(model=ModelConfig(text="bow", image="pixels", ocr=None, asr=None))
+    coll = open_collection(model=ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None))
     report = coll.add([media])
     assert report.by_modality == {"image": 2, "text": 1}
     hits = coll.search("red", k=3, modality="image")
@@ -413,7 +413,7 @@ def test_encoder_mismatch_and_reembed(tmp_path: Path, open_collection: Open, reg
     coll = open_collection()
     coll.add([corpus(tmp_path / "media")])
     coll.close()
-    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    other = ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None)
     with pytest.raises(EncoderMismatchError, match="--reembed"):
         Collection.open(tmp_path / "coll", registry=registry, model=other)
     again = Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True)
@@ -462,7 +462,7 @@ def test_an_open_collection_follows_a_reembed_by_another_process(
     server.add([corpus(tmp_path / "media")])
     assert names(server.search("invoice", k=1)) == ["invoice.txt"]
     before = server.model_key
-    rev = ModelConfig(text="rev", image=None, ocr=None, asr=None)
+    rev = ModelConfig(text="rev", photo=None, image=None, ocr=None, asr=None)
     Collection.open(tmp_path / "coll", registry=registry, model=rev, reembed=True).close()  # the other process
     for query, name in (("invoice consulting", "invoice.txt"), ("quarterly revenue", "revenue.txt")):
         assert names(server.search(query, k=1)) == [name]
@@ -484,7 +484,7 @@ def test_a_crash_between_reembed_commit_and_manifest_write_is_repaired(
     coll.add([corpus(tmp_path / "media")])
     coll.close()
     old_manifest = (tmp_path / "coll" / "manifest.json").read_text()
-    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    other = ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None)
     Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True).close()
     # as if the process died after the catalog commit, before the manifest was written
     (tmp_path / "coll" / "manifest.json").write_text(old_manifest)
@@ -618,7 +618,7 @@ def test_an_image_query_matches_by_look_and_by_its_words(tmp_path: Path, open_co
     """Image tower (mean colour) and OCR text are two rows of one query, fused by rank."""
     from PIL import Image, ImageDraw, ImageFont
 
-    coll = open_collection(model=ModelConfig(text="bow", image="pixels", ocr="rapidocr", asr=None))
+    coll = open_collection(model=ModelConfig(text="bow", photo=None, image="pixels", ocr="rapidocr", asr=None))
     png(tmp_path / "m" / "red.png", (220, 20, 20))
     png(tmp_path / "m" / "green.png", (20, 200, 20))
     write(tmp_path / "m" / "bread.txt", "banana bread with walnuts")
@@ -633,7 +633,7 @@ def test_an_image_query_matches_by_look_and_by_its_words(tmp_path: Path, open_co
     img.save(tmp_path / "query.png")
     names = [h.metadata["name"] for h in coll.search(Query.image(tmp_path / "query.png"), k=2)]
     assert sorted(names) == ["bread.txt", "red.png"]
-    only_look = open_collection(tmp_path / "c2", model=ModelConfig(text="bow", image="pixels", ocr=None, asr=None))
+    only_look = open_collection(tmp_path / "c2", model=ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None))
     only_look.add([tmp_path / "m"])
     assert only_look.search(Query.image(tmp_path / "query.png"), k=1)[0].metadata["name"] == "red.png"
 
@@ -645,7 +645,7 @@ def test_reembed_keeps_the_stored_text_of_a_file_that_is_gone(tmp_path: Path, op
     coll.add([tmp_path / "m"])
     coll.close()
     (tmp_path / "m" / "a.txt").unlink()
-    other = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    other = ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None)
     with Collection.open(tmp_path / "coll", registry=registry, model=other, reembed=True) as again:
         assert again.catalog.text_segments(again.search("revenue", k=1)[0].id)[0][1].text == "quarterly revenue report"
         assert names(again.search("revenue", k=1)) == ["a.txt"]

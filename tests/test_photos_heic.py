@@ -93,7 +93,7 @@ def test_a_phone_folder_is_indexed_and_filtered_by_date_and_place(tmp_path: Path
     reg = EncoderRegistry()
     reg.register("bow", BagOfWordsEncoder)
     reg.register("pixels", PixelEncoder)
-    model = ModelConfig(text="bow", image="pixels", ocr=None, asr=None)
+    model = ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None)
     with Collection.open(tmp_path / "c", create=True, registry=reg, model=model) as coll:
         report = coll.add([media])
         assert report.added == 4 and [Path(p).name for p, _ in report.failures] == ["IMG_0005.HEIC"]

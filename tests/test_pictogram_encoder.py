@@ -219,7 +219,7 @@ def test_an_open_collection_follows_a_model_retrained_in_place(tmp_path) -> None
     (tmp_path / "pics").mkdir()
     for i, im in enumerate(_pictures()):
         im.save(tmp_path / "pics" / f"p{i}.png")
-    model = ModelConfig(image=str(model_dir), ocr=None, asr=None)
+    model = ModelConfig(photo=None, image=str(model_dir), ocr=None, asr=None)
     server = Collection.open(tmp_path / "c", create=True, model=model, registry=EncoderRegistry())
     server.add([tmp_path / "pics"])
     query = Query.image(tmp_path / "pics" / "p6.png")
@@ -254,7 +254,7 @@ def test_reloading_a_model_keeps_other_collections_on_their_weights(tmp_path) ->
     (tmp_path / "pics").mkdir()
     _icon().save(tmp_path / "pics" / "tri.png")
     registry = EncoderRegistry()
-    model = ModelConfig(image=str(model_dir), ocr=None, asr=None)
+    model = ModelConfig(photo=None, image=str(model_dir), ocr=None, asr=None)
     a = Collection.open(tmp_path / "a", create=True, model=model, registry=registry)
     b = Collection.open(tmp_path / "b", create=True, model=model, registry=registry)
     a.add([tmp_path / "pics"])
@@ -293,7 +293,7 @@ def test_the_api_follows_a_retrained_folder_after_a_delete(tmp_path) -> None:  #
     (tmp_path / "pics").mkdir()
     for i, im in enumerate(_pictures()):
         im.save(tmp_path / "pics" / f"p{i}.png")
-    coll = Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=str(model_dir), ocr=None, asr=None),
+    coll = Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=str(model_dir), ocr=None, asr=None),
                            registry=EncoderRegistry())  # fmt: skip
     coll.add([tmp_path / "pics"])
     svc = Service(ServeSettings(collection=tmp_path / "c"), coll)
@@ -336,7 +336,7 @@ def test_a_blank_picture_gets_no_look_vector(tmp_path) -> None:  # type: ignore[
     _icon().save(root / "triangle.png")
     Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(root / "transparent.png")
     Image.new("RGB", (1, 1), "white").save(root / "dot.png")
-    model = ModelConfig(image=str(tmp_path / "tiny"), ocr=None, asr=None)
+    model = ModelConfig(photo=None, image=str(tmp_path / "tiny"), ocr=None, asr=None)
     with Collection.open(tmp_path / "c", create=True, model=model, registry=EncoderRegistry()) as coll:
         report = coll.add([root])
         assert (report.added, report.failed) == (3, 0)  # indexed (and listed), just not by a look

@@ -147,7 +147,7 @@ def split_collection(tmp_path: Path, registry: EncoderRegistry) -> Callable[...,
                 Image.new("RGB", (8, 8), content).save(root / file)
             else:
                 (root / file).write_text(content, encoding="utf-8")
-        model = ModelConfig(text=FAKE_MODEL.text, image="bluepixels", ocr=None, asr=asr)
+        model = ModelConfig(text=FAKE_MODEL.text, photo=None, image="bluepixels", ocr=None, asr=asr)
         coll = Collection.open(tmp_path / f"{name}.coll", registry=registry, model=model, create=True)
         opened.append(coll)
         coll.add([root])
@@ -315,7 +315,7 @@ def test_words_read_in_a_query_picture_are_a_text_query(
     for colour in ("red", "green", "blue"):
         Image.new("RGB", (8, 8), colour).save(root / f"{colour}.png")
     (root / "apple.txt").write_text("red apple", encoding="utf-8")
-    model = ModelConfig(text=FAKE_MODEL.text, image=tower, ocr="rapidocr", asr=None)
+    model = ModelConfig(text=FAKE_MODEL.text, photo=None, image=tower, ocr="rapidocr", asr=None)
     with Collection.open(tmp_path / "c", registry=registry, model=model, create=True) as coll:
         ocr = ReadsRed()
         coll.embedder._ocr = ocr  # in place of RapidOCR, which is never loaded

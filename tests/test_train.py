@@ -548,7 +548,7 @@ def test_retraining_into_the_same_folder_gives_a_new_version(pairs_file: Path, t
     assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others, as the folder is
     (tmp_path / "pics").mkdir()
     draw("circle", (0, 0, 0)).save(tmp_path / "pics" / "circle.png")
-    model = ModelConfig(image=str(out), ocr=None, asr=None)
+    model = ModelConfig(photo=None, image=str(out), ocr=None, asr=None)
     with Collection.open(tmp_path / "c", create=True, model=model) as coll:
         coll.add([tmp_path / "pics"])
     train(pairs, minilm, out, _cfg(epochs=1, seed=1), log=lambda m: None)

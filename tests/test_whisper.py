@@ -190,7 +190,7 @@ def test_a_corrupt_model_fails_each_recording_and_keeps_the_rest(tmp_path: Path)
     speak(SENTENCE, media / "call.wav")
     write(media / "note.txt", "the quarterly revenue")
     registry = EncoderRegistry()
-    with Collection.open(tmp_path / "c", create=True, registry=registry, model=ModelConfig(image=None, ocr=None),
+    with Collection.open(tmp_path / "c", create=True, registry=registry, model=ModelConfig(photo=None, image=None, ocr=None),
                          asr=f"whisper:{broken}") as coll:  # fmt: skip
         report = coll.add([media])
         assert report.added == 1 and report.failed == 1
@@ -226,7 +226,7 @@ def test_whisper_base_detects_the_language_as_filterable_metadata(tmp_path: Path
     media = tmp_path / "media"
     speak("Bonjour, je voudrais réserver une table pour deux personnes ce soir.", media / "fr.wav", voice="fr")
     speak(SENTENCE, media / "en.wav")
-    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None),
+    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=None, ocr=None),
                          asr="whisper-base") as coll:  # fmt: skip
         assert coll.add([media]).added == 2
         langs = {i.metadata["name"]: i.metadata.get("language") for i in coll.items()}
@@ -241,7 +241,7 @@ def test_default_collection_uses_whisper_and_keeps_seconds(tmp_path: Path) -> No
     media = tmp_path / "media"
     speak(SENTENCE, media / "call.wav", "pad", "3", "0")
     write(media / "note.txt", "a recipe with two eggs")
-    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None)) as coll:
+    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=None, ocr=None)) as coll:
         assert coll.config.model.asr == "whisper-tiny.en"
         assert coll.add([media]).added == 2
         hit = coll.search("revenue in the north", k=1)[0]
@@ -266,7 +266,7 @@ def test_over_the_duration_limit_is_a_failure_and_loses_nothing(tmp_path: Path) 
     media.mkdir()
     long_wav_header(media / "long.wav", seconds=3 * 3600)
     speak(SENTENCE, media / "ok.wav")
-    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None)) as coll:
+    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=None, ocr=None)) as coll:
         report = coll.add([media])
         assert report.added == 1 and report.failed == 1 and "limit" in report.failures[0][1]
         assert coll.search("quarterly", mode="keyword")[0].metadata["name"] == "ok.wav"
@@ -275,7 +275,7 @@ def test_over_the_duration_limit_is_a_failure_and_loses_nothing(tmp_path: Path) 
 def test_changing_the_recogniser_needs_reembed_and_re_extracts(tmp_path: Path) -> None:
     media = tmp_path / "media"
     speak(SENTENCE, media / "call.wav")
-    model = ModelConfig(image=None, ocr=None)
+    model = ModelConfig(photo=None, image=None, ocr=None)
     with Collection.open(tmp_path / "c", create=True, model=model, asr="pocketsphinx") as coll:
         coll.add([media])
         before = next(coll.items()).text
@@ -292,7 +292,7 @@ def test_changing_the_recogniser_needs_reembed_and_re_extracts(tmp_path: Path) -
 def test_an_upgraded_recogniser_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from xmodal.extract import whisper
 
-    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None)) as coll:
+    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=None, ocr=None)) as coll:
         assert coll.extractor_change() is None
     monkeypatch.setattr(whisper, "version", lambda name: "9.9")  # a newer faster-whisper installed
     with Collection.open(tmp_path / "c") as coll:
@@ -315,7 +315,7 @@ def test_bad_speech_settings_write_nothing(tmp_path: Path) -> None:
                                  ("whisper-tiny.en", "fr", "English only"),
                                  ("whisper-base", "klingon", "unknown language")):  # fmt: skip
         with pytest.raises(XmodalError, match=match):
-            Collection.open(tmp_path / "c", create=True, model=ModelConfig(image=None, ocr=None), asr=asr,
+            Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=None, ocr=None), asr=asr,
                             language=language)  # fmt: skip
         assert not (tmp_path / "c").exists()
 

@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS vectors (
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item_id);
+CREATE TABLE IF NOT EXISTS looks (
+    item_id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL
+);
 """
 
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -253,13 +257,18 @@ class Catalog:
                 "SELECT kind, start, end, text, embedding FROM vectors WHERE item_id = ? ORDER BY vid", (row[0],)
             )
         ]
+        look = self._db.execute("SELECT embedding FROM looks WHERE item_id = ?", (row[0],)).fetchone()
+        if look is not None:
+            records.append(VectorRecord(VectorKind.LOOK, _look_array(look[0]), Segment("")))
         return row[1], records
 
     def upsert_item(self, item: Item, mtime_ns: int, vectors: Sequence[VectorRecord]) -> tuple[list[int], list[int]]:
-        """Insert or replace an item and all its vectors. Returns (removed vids, added vids).
-        Call inside :meth:`transaction`."""
+        """Insert or replace an item and all its vectors. Returns (removed vids, added vids):
+        the vids of the vectors the ANN index holds, in the order of ``vectors`` without its
+        look (kind ``look``, kept in its own table). Call inside :meth:`transaction`."""
         removed = [r[0] for r in self._db.execute("SELECT vid FROM vectors WHERE item_id = ?", (item.id,))]
         self._db.execute("DELETE FROM vectors WHERE item_id = ?", (item.id,))
+        self._db.execute("DELETE FROM looks WHERE item_id = ?", (item.id,))
         self._db.execute(
             """INSERT INTO items(id, uri, modality, content_hash, size, mtime_ns, metadata, text,
                                  created_at, updated_at)
@@ -282,6 +291,12 @@ class Catalog:
         )
         added = []
         for rec in vectors:
+            if rec.kind is VectorKind.LOOK:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO looks(item_id, embedding) VALUES (?, ?)",
+                    (item.id, np.ascontiguousarray(rec.embedding, dtype=np.float16).tobytes()),
+                )
+                continue
             cur = self._db.execute(
                 "INSERT INTO vectors(item_id, kind, start, end, text, embedding) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -368,6 +383,30 @@ class Catalog:
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             yield ids, vecs
+
+    def looks(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(item ids, the vid of each one's picture vector, their looks as float32 rows) of
+        every item that has a look, sorted by item id."""
+        if not self._has_looks():
+            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        rows = self._db.execute(
+            """SELECT l.item_id, (SELECT min(v.vid) FROM vectors v WHERE v.item_id = l.item_id
+                                   AND v.kind IN ('photo', 'image')), l.embedding
+               FROM looks l ORDER BY l.item_id"""
+        ).fetchall()
+        rows = [r for r in rows if r[1] is not None]
+        if not rows:
+            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        vids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return [r[0] for r in rows], vids, np.stack([_look_array(r[2]) for r in rows])
+
+    def look_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM looks").fetchone()[0]) if self._has_looks() else 0
+
+    def _has_looks(self) -> bool:
+        """False in a read-only catalog made before looks were kept (its schema cannot grow)."""
+        row = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'looks'").fetchone()
+        return row is not None
 
     def text_segments(self, item_id: str) -> list[tuple[VectorKind, Segment]]:
         """The item's text pieces (chunks, OCR, transcript segments) in the order stored."""
@@ -519,6 +558,11 @@ def _item(row: Any) -> Item:
         created_at=float(row[7]),
         updated_at=float(row[8]),
     )
+
+
+def _look_array(blob: bytes) -> np.ndarray:
+    """Looks are stored as float16 (half the bytes; cosines change by < 1e-3)."""
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
 def now() -> float:

@@ -43,7 +43,7 @@ from xmodal.ingest import (
     display_path,
 )
 from xmodal.search import Query, SearchPipeline
-from xmodal.types import Hit, Item, Modality, SearchMode
+from xmodal.types import Hit, Item, Modality, SearchMode, VectorKind
 
 MANIFEST = COLLECTION_MANIFEST
 CATALOG = COLLECTION_CATALOG
@@ -543,7 +543,8 @@ class Collection:
             for item, mtime_ns, records in entries:
                 removed, vids = self.catalog.upsert_item(item, mtime_ns, records)
                 removed_all.extend(removed)
-                added.extend(zip(vids, (r.embedding for r in records), strict=True))
+                indexed = (r.embedding for r in records if r.kind is not VectorKind.LOOK)
+                added.extend(zip(vids, indexed, strict=True))
         if removed_all:
             self.index.remove(np.asarray(removed_all, dtype=np.int64))
         if added:

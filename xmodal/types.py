@@ -55,8 +55,12 @@ class VectorKind(StrEnum):
     TEXT = "text"  # a chunk of a text document
     OCR = "ocr"  # text recognised inside an image
     TRANSCRIPT = "transcript"  # a timed segment of speech
-    IMAGE = "image"  # the image itself, from an image tower
+    IMAGE = "image"  # the image itself, from an image tower (drawings and icons: the pictogram tower)
+    PHOTO = "photo"  # a photo, from the photo tower (ImageNet classes placed in the text space)
     AUDIO = "audio"  # the sound itself, from an audio tower
+    # a picture's appearance (the photo backbone's features), for similar pictures and
+    # near-duplicates: not in the shared space, so kept apart from the ANN index
+    LOOK = "look"
 
 
 @dataclass(frozen=True)

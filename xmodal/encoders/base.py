@@ -144,6 +144,17 @@ class Encoder(ABC):
         default) for every picture."""
         return True
 
+    def looks(self, images: Sequence[Any]) -> np.ndarray | None:
+        """Pictures' looks: unit appearance features of the tower's own size, for similar
+        pictures and near-duplicates (kept out of the shared index); None (the default) from
+        a tower that has none."""
+        return None
+
+    def encode_pictures(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Shared-space vectors and looks together (a tower that has both makes them in one
+        pass)."""
+        return self.encode_images(images), self.looks(images)
+
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(Modality.TEXT, list(texts))
 

