@@ -19,6 +19,7 @@ import numpy as np
 from xmodal import __version__
 from xmodal.catalog import Catalog, VectorRecord, check_metadata, utf8_text
 from xmodal.config import CollectionConfig, ModelConfig, model_from_spec, with_speech
+from xmodal.duplicates import DEFAULT_THRESHOLD, DuplicateGroup, check_threshold, duplicate_groups
 from xmodal.embedder import Embedder, stored_infos_match
 from xmodal.encoders.registry import EncoderRegistry, default_registry
 from xmodal.errors import (
@@ -474,6 +475,22 @@ class Collection:
         if mode is not SearchMode.KEYWORD:  # keywords match stored text: no model is loaded
             self.verify_encoders()
         return self.pipeline.search(query, k=k, modality=mod, where=where, allow_items=allow_items, mode=mode)
+
+    def duplicates(self, threshold: float | None = None, allow_items: set[str] | None = None) -> list[DuplicateGroup]:
+        """Groups of near-identical pictures (resized, recompressed, cropped a little,
+        colour-shifted) by their looks, cosine >= ``threshold`` (default
+        :data:`xmodal.duplicates.DEFAULT_THRESHOLD`); among ``allow_items`` when given. Photos
+        have looks; drawings and icons do not (their exact copies share a content hash)."""
+        self._check_open()
+        if allow_items is not None and not isinstance(allow_items, set | frozenset):
+            raise InvalidArgumentError("allow_items must be a set of item ids")
+        threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+        self.refresh()
+        ids, _, looks = self.catalog.looks()
+        if allow_items is not None:
+            keep = [i for i, item in enumerate(ids) if item in allow_items]
+            ids, looks = [ids[i] for i in keep], looks[keep]
+        return duplicate_groups(ids, looks, threshold)
 
     # ---- writing ----------------------------------------------------------------------------
     def delete(self, ids: Iterable[str] | str) -> int:

@@ -206,6 +206,14 @@ def build_router() -> APIRouter:
         req = SearchRequest(Query.text(q), k, modality, _json_field(where, "where"), mode)
         return await asyncio.to_thread(service_of(request).search, principal, req)
 
+    @r.get("/duplicates", summary="Groups of near-identical pictures (resized, recompressed, cropped, recoloured)")
+    async def duplicates(request: Request, principal: Auth, threshold: str | None = None) -> dict[str, Any]:
+        try:
+            value = float(threshold) if threshold is not None else None
+        except ValueError:
+            raise InvalidArgumentError(f"threshold must be a number between 0 and 1, got {threshold[:40]!r}") from None
+        return await asyncio.to_thread(service_of(request).duplicates, principal, value)
+
     @r.get("/items/{item_id}", summary="An item's record")
     async def get_item(item_id: str, request: Request, principal: Auth) -> dict[str, Any]:
         return await asyncio.to_thread(service_of(request).item_dict, principal, item_id)

@@ -24,6 +24,7 @@ from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
 from xmodal.catalog import check_metadata
 from xmodal.collection import Collection
+from xmodal.duplicates import DEFAULT_THRESHOLD, check_threshold
 from xmodal.errors import (
     AuthError,
     CollectionBusyError,
@@ -224,6 +225,29 @@ class Service:
         out = hit.to_dict()
         out["preview_url"] = self.signer.url(hit.id, principal.key_id)
         return out
+
+    # ---- near-duplicates ----------------------------------------------------------------------
+    def duplicates(self, principal: Principal, threshold: float | None) -> dict[str, Any]:
+        """Groups of near-identical pictures among the items this principal may see."""
+        if threshold is not None:
+            threshold = check_threshold(threshold)
+        with self.lock:
+            self.coll.refresh()
+            vis = self.visibility(principal, self._versions())
+            groups = self.coll.duplicates(threshold, allow_items=_as_set(vis.ids))
+            items = self.coll.catalog.items_by_id([i for g in groups for i in g.items])
+        out = []
+        for g in groups:
+            entries = []
+            for entry in g.to_dict()["items"]:
+                item = items.get(entry["id"])
+                if item is None:  # deleted meanwhile
+                    continue
+                entries.append({**entry, "uri": item.uri, "preview_url": self.signer.url(item.id, principal.key_id)})
+            if len(entries) > 1:
+                out.append({"items": entries})
+        self.audit.record("duplicates", principal.name, key_id=principal.key_id, groups=len(out))
+        return {"groups": out, "threshold": threshold if threshold is not None else DEFAULT_THRESHOLD}
 
     # ---- items ------------------------------------------------------------------------------
     def item_dict(self, principal: Principal, item_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""xmodal info / xmodal delete : inspect and edit a collection."""
+"""xmodal info / xmodal delete / xmodal duplicates : inspect and edit a collection."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ def register(sub: Any) -> None:
     d = sub.add_parser("delete", parents=[common_parser()], help="delete items by id")
     d.add_argument("ids", nargs="+", metavar="ID")
     d.set_defaults(func=run_delete)
+    u = sub.add_parser(
+        "duplicates", parents=[common_parser()], help="list groups of near-identical photos (resized, recompressed...)"
+    )
+    u.add_argument(
+        "--threshold", type=float, default=None,
+        help="cosine of two pictures' looks at least this (0-1] to be duplicates (default 0.90; lower finds more)",
+    )  # fmt: skip
+    u.set_defaults(func=run_duplicates)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -46,6 +54,25 @@ def run_delete(args: argparse.Namespace) -> int:
         print(f"deleted {deleted} of {len(args.ids)} items")
     if deleted < len(set(args.ids)):
         raise NotFoundError(f"{len(set(args.ids)) - deleted} of the ids were not in the collection")
+    return 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from xmodal.collection import Collection
+
+    with Collection.open(args.collection) as coll:
+        groups = coll.duplicates(args.threshold)
+        uris = {i: item.uri for i, item in coll.catalog.items_by_id([i for g in groups for i in g.items]).items()}
+    if args.json:
+        out = [{"items": [{**entry, "uri": uris.get(entry["id"])} for entry in g.to_dict()["items"]]} for g in groups]
+        print_json({"groups": out})
+        return 0
+    if not groups:
+        print("no near-duplicate pictures")
+    for n, g in enumerate(groups, 1):
+        print(f"group {n} ({len(g.items)} pictures)")
+        for item, sim in zip(g.items, g.similarity, strict=True):
+            print(f"  {sim:.3f}  {uris.get(item, item)}")
     return 0
 
 
