@@ -208,10 +208,12 @@ def build_router() -> APIRouter:
 
     @r.get("/duplicates", summary="Groups of near-identical pictures (resized, recompressed, cropped, recoloured)")
     async def duplicates(request: Request, principal: Auth, threshold: str | None = None) -> dict[str, Any]:
-        try:
-            value = float(threshold) if threshold is not None else None
-        except ValueError:
-            raise InvalidArgumentError(f"threshold must be a number between 0 and 1, got {threshold[:40]!r}") from None
+        value = None
+        if threshold is not None:
+            try:
+                value = float(threshold)
+            except ValueError:
+                raise InvalidArgumentError(f"threshold must be a number, got {threshold[:40]!r}") from None
         return await asyncio.to_thread(service_of(request).duplicates, principal, value)
 
     @r.get("/items/{item_id}", summary="An item's record")
