@@ -139,9 +139,11 @@ def architecture(state: dict[str, Any]) -> tuple[list[tuple[int, int, int, int, 
 
 def load_efficientnet_lite(path: Path) -> EfficientNetLite:
     """The network with its weights from a ``.pth`` state dict, strictly, in eval mode."""
+    import pickle
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise ModelError(f"{path}: unreadable EfficientNet-Lite weights ({exc})") from exc
     if not isinstance(state, dict):
         raise ModelError(f"{path}: not a state dict")

@@ -134,6 +134,20 @@ def flatness(img: Any) -> float:
 
 def is_photo(img: Any) -> bool:
     """Whether a picture belongs to the photo world (the photo tower) rather than drawings,
-    icons and documents (the pictogram tower): a cheap look at its flatness (:func:`flatness`).
+    icons and documents (the pictogram tower): a cheap look at its flatness (:func:`flatness`),
+    and a page -- mostly light, colourless paper, however dense its print -- is never a photo.
     Measured in bench/bench_photos.py."""
-    return flatness(img) < PHOTO_FLATNESS
+    return flatness(img) < PHOTO_FLATNESS and not looks_like_page(img)
+
+
+def looks_like_page(img: Any) -> bool:
+    """Mostly light (over half the pixels above 190 of 255) and all but colourless (95 % of
+    pixels within 24 levels between their channels): print on paper, a screenshot of text."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    a = np.asarray(rgb.resize((64, 64), Image.Resampling.BOX), dtype=np.int16)
+    light = float((a.min(axis=-1) > 190).mean())
+    grey = float(((a.max(axis=-1) - a.min(axis=-1)) <= 24).mean())
+    return light > 0.5 and grey > 0.95
