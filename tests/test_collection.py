@@ -633,7 +633,8 @@ def test_an_image_query_matches_by_look_and_by_its_words(tmp_path: Path, open_co
     img.save(tmp_path / "query.png")
     names = [h.metadata["name"] for h in coll.search(Query.image(tmp_path / "query.png"), k=2)]
     assert sorted(names) == ["bread.txt", "red.png"]
-    only_look = open_collection(tmp_path / "c2", model=ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None))
+    model = ModelConfig(text="bow", photo=None, image="pixels", ocr=None, asr=None)
+    only_look = open_collection(tmp_path / "c2", model=model)
     only_look.add([tmp_path / "m"])
     assert only_look.search(Query.image(tmp_path / "query.png"), k=1)[0].metadata["name"] == "red.png"
 

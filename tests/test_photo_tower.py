@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,7 +177,8 @@ def test_two_picture_worlds_looks_and_near_duplicates(tmp_path: Path) -> None:
         groups = coll.duplicates()
         names = [sorted(Path(coll.get(i).uri).name for i in g.items) for g in groups]  # type: ignore[union-attr]
         assert names == [["a-cropped.jpg", "a-small.jpg", "a.png"]]
-        assert groups[0].similarity[0] == pytest.approx(1.0, abs=1e-3) and all(0.9 <= s <= 1.0 for s in groups[0].similarity)
+        assert groups[0].similarity[0] == pytest.approx(1.0, abs=1e-3)
+        assert all(0.9 <= s <= 1.0 for s in groups[0].similarity)
         assert coll.duplicates(0.9999) == []
         a_id = next(i for i in groups[0].items if coll.get(i).uri.endswith("a.png"))  # type: ignore[union-attr]
         assert coll.duplicates(allow_items={a_id}) == []  # a group needs two visible pictures
@@ -222,7 +224,7 @@ def test_bad_pictures_through_the_photo_tower(tmp_path: Path) -> None:
     photo = photo_like(20, (300, 200))
     photo.convert("L").save(corpus / "grey.png")
     photo.convert("CMYK").save(corpus / "cmyk.jpg")
-    Image.fromarray((np.asarray(photo.convert("L"), dtype=np.uint16) * 257)).save(corpus / "sixteen.png")
+    Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257).save(corpus / "sixteen.png")
     pal = photo.convert("P", palette=Image.Palette.ADAPTIVE)
     pal.info["transparency"] = 0
     pal.save(corpus / "palette.png", transparency=0)

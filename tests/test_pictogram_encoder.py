@@ -293,8 +293,8 @@ def test_the_api_follows_a_retrained_folder_after_a_delete(tmp_path) -> None:  #
     (tmp_path / "pics").mkdir()
     for i, im in enumerate(_pictures()):
         im.save(tmp_path / "pics" / f"p{i}.png")
-    coll = Collection.open(tmp_path / "c", create=True, model=ModelConfig(photo=None, image=str(model_dir), ocr=None, asr=None),
-                           registry=EncoderRegistry())  # fmt: skip
+    model = ModelConfig(photo=None, image=str(model_dir), ocr=None, asr=None)
+    coll = Collection.open(tmp_path / "c", create=True, model=model, registry=EncoderRegistry())
     coll.add([tmp_path / "pics"])
     svc = Service(ServeSettings(collection=tmp_path / "c"), coll)
     admin = Principal("root", (), True, "k")

@@ -190,8 +190,8 @@ def test_a_corrupt_model_fails_each_recording_and_keeps_the_rest(tmp_path: Path)
     speak(SENTENCE, media / "call.wav")
     write(media / "note.txt", "the quarterly revenue")
     registry = EncoderRegistry()
-    with Collection.open(tmp_path / "c", create=True, registry=registry, model=ModelConfig(photo=None, image=None, ocr=None),
-                         asr=f"whisper:{broken}") as coll:  # fmt: skip
+    model = ModelConfig(photo=None, image=None, ocr=None)
+    with Collection.open(tmp_path / "c", create=True, registry=registry, model=model, asr=f"whisper:{broken}") as coll:
         report = coll.add([media])
         assert report.added == 1 and report.failed == 1
         assert "cannot load the Whisper model" in report.failures[0][1]
