@@ -153,7 +153,7 @@ def duplicates() -> None:
         print(f"{len(ids)} pictures with looks (photos), {len(set(base.values()))} originals, {len(truth)} true pairs")
         print("| threshold | precision | recall | groups |")
         print("|---|---|---|---|")
-        for threshold in (0.80, 0.85, 0.88, 0.90, 0.92, 0.95):
+        for threshold in (0.65, 0.70, 0.72, 0.75, 0.78, 0.80, 0.85):
             groups = coll.duplicates(threshold)
             found = {(a, b) for g in groups for a in g.items for b in g.items if a < b}
             hit = len(found & truth)

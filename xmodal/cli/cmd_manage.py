@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     )
     u.add_argument(
         "--threshold", type=float, default=None,
-        help="cosine of two pictures' looks at least this (0-1] to be duplicates (default 0.90; lower finds more)",
+        help="cosine of two pictures' looks at least this (0-1] to be duplicates (default 0.80; lower finds more)",
     )  # fmt: skip
     u.set_defaults(func=run_duplicates)
 

@@ -42,8 +42,10 @@ CLASSES_FILE = Path(__file__).resolve().parents[1] / "data" / "models" / "photo"
 VARIANTS = {"lite0": 224, "lite1": 240, "lite2": 260}
 DEFAULT_VARIANT = "lite0"
 TOP_CLASSES = 10  # ConSE's T: the classes a photo's vector is made of
-VERSION = "1"  # bump when the vectors change for the same weights and settings
+VERSION = "2"  # bump when the vectors change for the same weights and settings
 FEATURES_DIM = 1280
+THUMB_SIDE = 16  # a look also holds the picture's grey 16 x 16 thumbnail, centred
+LOOK_DIM = FEATURES_DIM + THUMB_SIDE * THUMB_SIDE
 
 
 def class_texts(entry: dict[str, Any]) -> str:
@@ -138,15 +140,20 @@ class PhotoEncoder(Encoder):
         return self.conse(probs)
 
     def encode_pictures(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(shared-space vectors, unit features) from one pass of the network."""
-        shared, feats = [], []
+        """(shared-space vectors, looks) from one pass of the network. A look is the unit
+        pooled features and the unit grey 16 x 16 thumbnail (mean removed), each scaled by
+        sqrt(1/2): two looks' cosine is the mean of their features' and thumbnails' cosines.
+        Either alone finds under 0.90 of the near-duplicates at precision 0.95 on real photos
+        (features: what is shown; thumbnail: where), together 0.99 (bench_photos.py)."""
+        shared, looks = [], []
         for start in range(0, len(images), self.batch_size):
-            probs, features = self._forward(images[start : start + self.batch_size])
+            batch = images[start : start + self.batch_size]
+            probs, features = self._forward(batch)
             shared.append(self.conse(probs))
-            feats.append(features)
+            looks.append(np.hstack([l2_normalize(features), _thumbnails(batch)]) * np.float32(np.sqrt(0.5)))
         if not shared:
-            return np.zeros((0, self.dim), np.float32), np.zeros((0, FEATURES_DIM), np.float32)
-        return l2_normalize(np.concatenate(shared)), l2_normalize(np.concatenate(feats))
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, LOOK_DIM), np.float32)
+        return l2_normalize(np.concatenate(shared)), l2_normalize(np.concatenate(looks))
 
     def looks(self, images: Sequence[Any]) -> np.ndarray:
         return self.encode_pictures(images)[1]
@@ -162,6 +169,20 @@ class PhotoEncoder(Encoder):
         img = image if image.mode == "RGB" else image.convert("RGB")
         low, high = zip(*img.resize((32, 32)).getextrema(), strict=True)
         return max(h - lo for lo, h in zip(low, high, strict=True)) > 8
+
+
+def _thumbnails(images: Sequence[Any]) -> np.ndarray:
+    """Unit grey thumbnails, mean removed (a flat picture: zeros)."""
+    from PIL import Image
+
+    rows = []
+    for image in images:
+        grey = image.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
+        a = np.asarray(grey, dtype=np.float32).ravel()
+        a = a - a.mean()
+        norm = float(np.linalg.norm(a))
+        rows.append(a / norm if norm > 1e-6 else a)
+    return np.stack(rows)
 
 
 def _packaged_weights(variant: str) -> Path:
