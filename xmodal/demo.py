@@ -4,7 +4,9 @@ Debian's ``fortunes-min``, bundled in xmodal/data/demo), index it, and query it 
 Text files stay text; some quotations become scanned-looking document images (found by OCR);
 some are spoken with espeak-ng (found by speech recognition, with the seconds of the hit).
 Pictograms from icon sets the bundled image model never trained on (Bootstrap Icons, Fluent
-Emoji Flat) are found by their look, from a text query or from another set's drawing."""
+Emoji Flat) are found by their look, from a text query or from another set's drawing. Eight
+public-domain and CC0 photos (Wikimedia Commons, as packaged in Debian's ``gcompris-qt-data``)
+go to the photo tower: found by what they show, and a recompressed copy finds its original."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ SPOKEN_QUERY_TARGET = "Truth is the most valuable thing we have"
 N_TEXT, N_SCANS, N_SPEECH = 40, 16, 10
 PICTOGRAM_TEXT_QUERY = ("bicycle", "bi-bicycle.png")
 PICTOGRAM_IMAGE_QUERY = ("heroicons-home.png", "bi-house.png")
+PHOTO_TEXT_QUERY = ("a chair", "chair.webp")
+PHOTO_COPY = "windmill1.webp"  # a smaller, recompressed copy is the image query
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
     speech = [speech_i, *short[: N_SPEECH - 1]]
     scans = [scan_i, spoken_q_i, *[i for i in rest if i not in speech][: N_SCANS - 2]]
     texts = [i for i in rest if i not in speech and i not in scans][:N_TEXT]
-    for sub in ("texts", "scans", "recordings", "pictograms", "queries"):
+    for sub in ("texts", "scans", "recordings", "pictograms", "photos", "queries"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in texts:
         (root / "texts" / f"{_slug(i, 'quote')}.txt").write_text(quotes[i] + "\n", encoding="utf-8")
@@ -122,6 +126,9 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
         ext = ".jpg" if n % 3 == 2 else ".png"
         render_document(quotes[i], root / "scans" / f"{_slug(i, 'scan')}{ext}", seed=i, serif=n % 2 == 0)
     copy_pictograms(root / "pictograms", root / "queries")
+    copy_photos(root / "photos")
+    q_photo = root / "queries" / "windmill-copy.jpg"
+    _recompressed_copy(root / "photos" / PHOTO_COPY, q_photo)
     has_speech = shutil.which("espeak-ng") is not None
     if has_speech:
         for i in speech:
@@ -147,6 +154,8 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
             str(root / "queries" / PICTOGRAM_IMAGE_QUERY[0]),
             PICTOGRAM_IMAGE_QUERY[1],
         ),
+        DemoQuery("text -> photo (ImageNet classes in the text space)", "text", *PHOTO_TEXT_QUERY),
+        DemoQuery("photo -> its original (a smaller, recompressed copy)", "image", str(q_photo), PHOTO_COPY),
     ]
     if not has_speech:
         queries = [q for q in queries if not q.expect.endswith(".wav")]
@@ -166,6 +175,21 @@ def copy_pictograms(corpus: Path, queries: Path) -> None:
                 (dest / entry.name).write_bytes(entry.read_bytes())
 
 
+def copy_photos(dest: Path) -> None:
+    """The bundled demo photos (sources and licences in photos/SOURCES.json)."""
+    base = resources.files("xmodal").joinpath("data/demo/photos")
+    for entry in base.iterdir():
+        if entry.name.endswith(".webp"):
+            (dest / entry.name).write_bytes(entry.read_bytes())
+
+
+def _recompressed_copy(src: Path, dest: Path) -> None:
+    from xmodal.media.image import load_image
+
+    img = load_image(src)
+    img.resize((img.width * 3 // 4, img.height * 3 // 4)).save(dest, quality=60)
+
+
 def _scan_name(scans: list[int], n: int) -> str:
     ext = ".jpg" if n % 3 == 2 else ".png"
     return f"{_slug(scans[n], 'scan')}{ext}"
@@ -178,7 +202,7 @@ def run_demo(
     from dataclasses import replace
 
     from xmodal.collection import Collection
-    from xmodal.config import DEFAULT_ASR
+    from xmodal.config import DEFAULT_ASR, DEFAULT_PHOTO_ENCODER
     from xmodal.search import Query
 
     root = workdir or Path(tempfile.mkdtemp(prefix="xmodal-demo-"))
@@ -189,13 +213,14 @@ def run_demo(
     with Collection.open(coll_dir, create=True) as coll:
         change = coll.encoder_change() or coll.extractor_change()
         if coll.config.model.asr != DEFAULT_ASR:
-            change = f"speech recognition is now {DEFAULT_ASR}"
+            change = change or f"speech recognition is now {DEFAULT_ASR}"
+        if coll.config.model.photo != DEFAULT_PHOTO_ENCODER:
+            change = change or "photos now have a tower of their own"
         if change:  # the demo's own collection, built by an earlier xmodal: bring it up to date
             log(f"{change.split(';')[0]}: re-embedding the demo collection ...")
-            coll.reembed(replace(coll.config.model, asr=DEFAULT_ASR))
-        report = coll.add(
-            [corpus / "texts", corpus / "scans", corpus / "recordings", corpus / "pictograms"], progress=progress
-        )
+            coll.reembed(replace(coll.config.model, asr=DEFAULT_ASR, photo=DEFAULT_PHOTO_ENCODER))
+        folders = ("texts", "scans", "recordings", "pictograms", "photos")
+        report = coll.add([corpus / f for f in folders], progress=progress)
         log(f"indexed into {coll.path}: {report.summary()}")
         missed = 0
         for q in queries:
