@@ -254,7 +254,9 @@ def test_search_follows_a_reembed_by_another_process(tmp_path: Path) -> None:
         _seed(env)
         ask = {"text": "tomato soup"}
         assert _names(env.client.post("/search", headers=env.h("alice"), json=ask))[0] == "recipe.txt"
-        other = FAKE_MODEL.__class__(text="reversed", photo=None, image="reversed", audio="reversed", ocr=None, asr=None)
+        other = FAKE_MODEL.__class__(
+            text="reversed", photo=None, image="reversed", audio="reversed", ocr=None, asr=None
+        )
         Collection.open(env.coll.path, registry=reg, model=other, reembed=True).close()
         for text, first in (("tomato soup", "recipe.txt"), ("quarterly sales report", "report.txt")):
             hits = _names(env.client.post("/search", headers=env.h("alice"), json={"text": text}))

@@ -34,7 +34,6 @@ def test_demo_brings_its_own_stale_collection_up_to_date(tmp_path: Path, monkeyp
     import sqlite3
 
     from xmodal.collection import CATALOG
-
     from xmodal.encoders import registry
     from xmodal.encoders.pictogram import PictogramEncoder
 
