@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # usage: scripts/setup.sh [--test]   (--test adds what the test suite needs: a real browser)
 SYSTEM_PACKAGES=(espeak-ng sox libsndfile1 fonts-dejavu-core)
 if [[ "${1:-}" == "--test" ]]; then
-  SYSTEM_PACKAGES+=(chromium chromium-driver)
+  SYSTEM_PACKAGES+=(chromium chromium-driver qpdf)  # qpdf: encrypted PDFs for the tests
 fi
 
 missing=()

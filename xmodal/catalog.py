@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS vectors (
     start REAL,
     end REAL,
     text TEXT NOT NULL DEFAULT '',
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    page INTEGER
 );
 CREATE INDEX IF NOT EXISTS vectors_item ON vectors(item_id);
 CREATE TABLE IF NOT EXISTS looks (
@@ -74,6 +75,7 @@ class VectorRow:
     start: float | None
     end: float | None
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,12 @@ class Catalog:
             raise CollectionError(f"{path}: catalog schema {found[0]} is not supported (expected {SCHEMA_VERSION})")
         if not self.read_only:
             keywords.ensure_index(self._db, int(BUSY_TIMEOUT_S * 1000))
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
+        if "page" not in columns and not self.read_only:  # a catalog from before PDFs
+            self._db.execute("ALTER TABLE vectors ADD COLUMN page INTEGER")
+            columns.add("page")
+        # a read-only catalog from before PDFs has no page column: its vectors have no page
+        self._page = "page" if "page" in columns else "NULL"
 
     def close(self) -> None:
         self._db.close()
@@ -252,9 +260,10 @@ class Catalog:
         if row is None:
             return None
         records = [
-            VectorRecord(VectorKind(kind), np.frombuffer(blob, dtype=np.float32), Segment(text, start, end))
-            for kind, start, end, text, blob in self._db.execute(
-                "SELECT kind, start, end, text, embedding FROM vectors WHERE item_id = ? ORDER BY vid", (row[0],)
+            VectorRecord(VectorKind(kind), np.frombuffer(blob, dtype=np.float32), Segment(text, start, end, page))
+            for kind, start, end, text, blob, page in self._db.execute(
+                f"SELECT kind, start, end, text, embedding, {self._page} FROM vectors WHERE item_id = ? ORDER BY vid",
+                (row[0],),
             )
         ]
         look = self._db.execute("SELECT embedding FROM looks WHERE item_id = ?", (row[0],)).fetchone()
@@ -298,7 +307,7 @@ class Catalog:
                 )
                 continue
             cur = self._db.execute(
-                "INSERT INTO vectors(item_id, kind, start, end, text, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO vectors(item_id, kind, start, end, text, embedding, page) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     item.id,
                     rec.kind.value,
@@ -306,6 +315,7 @@ class Catalog:
                     rec.segment.end,
                     rec.segment.text,
                     np.ascontiguousarray(rec.embedding, dtype=np.float32).tobytes(),
+                    rec.segment.page,
                 ),
             )
             added.append(int(cur.lastrowid or 0))
@@ -411,9 +421,10 @@ class Catalog:
     def text_segments(self, item_id: str) -> list[tuple[VectorKind, Segment]]:
         """The item's text pieces (chunks, OCR, transcript segments) in the order stored."""
         rows = self._db.execute(
-            "SELECT kind, start, end, text FROM vectors WHERE item_id = ? AND text != '' ORDER BY vid", (item_id,)
+            f"SELECT kind, start, end, text, {self._page} FROM vectors WHERE item_id = ? AND text != '' ORDER BY vid",
+            (item_id,),
         ).fetchall()
-        return [(VectorKind(k), Segment(t, s, e)) for k, s, e, t in rows]
+        return [(VectorKind(k), Segment(t, s, e, p)) for k, s, e, t, p in rows]
 
     def vids_by_kind(self, kind: VectorKind, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Sorted ids above ``after`` of the vectors of ``kind`` and of all the others."""
@@ -429,10 +440,10 @@ class Catalog:
         for start in range(0, len(vids), 500):
             part = [int(v) for v in vids[start : start + 500]]
             marks = ",".join("?" * len(part))
-            for vid, item_id, kind, s, e, text in self._db.execute(
-                f"SELECT vid, item_id, kind, start, end, text FROM vectors WHERE vid IN ({marks})", part
+            for vid, item_id, kind, s, e, text, page in self._db.execute(
+                f"SELECT vid, item_id, kind, start, end, text, {self._page} FROM vectors WHERE vid IN ({marks})", part
             ):
-                out[vid] = VectorRow(vid, item_id, VectorKind(kind), s, e, text)
+                out[vid] = VectorRow(vid, item_id, VectorKind(kind), s, e, text, page)
         return out
 
     def filtered_vids(

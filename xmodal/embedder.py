@@ -13,12 +13,16 @@ from xmodal.catalog import VectorRecord
 from xmodal.config import ROLE_MODALITY, CollectionConfig
 from xmodal.encoders.base import Encoder, EncoderInfo
 from xmodal.encoders.registry import EncoderRegistry
-from xmodal.errors import InvalidQueryError, ModelError
+from xmodal.errors import InvalidQueryError, MediaError, ModelError
 from xmodal.extract.base import OcrEngine, SecondsDone, SpeechRecognizer, group_words, load_asr, load_ocr
 from xmodal.media.audio import AudioClip
 from xmodal.media.image import is_photo
+from xmodal.media.pdf import PdfSource, iter_pages
 from xmodal.media.text import chunk_words
 from xmodal.types import Modality, Segment, VectorKind
+
+MAX_PAGE_PICTURES = 64  # pictures of a PDF's pages seen by the picture towers, at most
+PAGE_PICTURE_SIDE = 768  # and at most this many pixels a side
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Extracted:
     text: str = ""
     text_segments: list[tuple[VectorKind, Segment]] = field(default_factory=list)
     image: Any = None
+    # pictures of a document's pages (scans, slides), each seen by the picture towers with its page
+    page_pictures: list[tuple[int, Any]] = field(default_factory=list)
     clip: AudioClip | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -126,6 +132,34 @@ class Embedder:
             out.text_segments = [(VectorKind.OCR, Segment(c)) for c in chunk_words(out.text, ch.max_words, ch.overlap)]
         return out
 
+    def extract_pdf(self, source: PdfSource) -> Extracted:
+        """A PDF page by page: its text layer in chunks that keep their page; a page with little
+        text (a scan, a slide) is also read by OCR and, up to ``MAX_PAGE_PICTURES`` of them, seen
+        by the picture towers. Pages are read one at a time (memory: one rendered page)."""
+        ch = self.config.chunking
+        out = Extracted(Modality.TEXT)
+        texts: list[str] = []
+        ocr = self.ocr()
+        for page in iter_pages(source):
+            text = page.text
+            for chunk in chunk_words(text, ch.max_words, ch.overlap):
+                out.text_segments.append((VectorKind.TEXT, Segment(chunk, page=page.number)))
+            if page.picture is not None:
+                if ocr is not None:
+                    read = "\n".join(s.text for s in ocr.read(page.picture))
+                    for chunk in chunk_words(read, ch.max_words, ch.overlap):
+                        out.text_segments.append((VectorKind.OCR, Segment(chunk, page=page.number)))
+                    text = "\n".join(t for t in (text, read) if t)
+                if len(out.page_pictures) < MAX_PAGE_PICTURES:
+                    picture = page.picture
+                    picture.thumbnail((PAGE_PICTURE_SIDE, PAGE_PICTURE_SIDE))
+                    out.page_pictures.append((page.number, picture))
+            texts.append(text)
+        out.text = "\n\n".join(t for t in texts if t)
+        if not out.text_segments and not out.page_pictures:
+            raise MediaError("the PDF has no text and no page that could be read")
+        return out
+
     def extract_audio(self, clip: AudioClip, progress: SecondsDone | None = None) -> Extracted:
         """Speech as timed transcript segments; a detected language becomes the item's
         ``language`` metadata (filterable)."""
@@ -174,24 +208,25 @@ class Embedder:
         """Each picture by the tower of its world, one call per tower; a photo also keeps its
         look (the backbone's features) for similar pictures and near-duplicates. A blank
         picture gets no vector of its look."""
-        groups: dict[str, list[int]] = {}
+        # (item, page or None, picture) per tower role
+        groups: dict[str, list[tuple[int, int | None, Any]]] = {}
         towers: dict[str, Encoder] = {}
         for i, ex in enumerate(batch):
-            if ex.image is None:
-                continue
-            chosen = self.picture_tower(ex.image)
-            if chosen is None:
-                return
-            role, tower = chosen
-            if tower.has_content(ex.image):
-                groups.setdefault(role, []).append(i)
-                towers[role] = tower
-        for role, idx in groups.items():
-            vecs, looks = towers[role].encode_pictures([batch[i].image for i in idx])
+            pictures = ([(None, ex.image)] if ex.image is not None else []) + list(ex.page_pictures)
+            for page, picture in pictures:
+                chosen = self.picture_tower(picture)
+                if chosen is None:
+                    return
+                role, tower = chosen
+                if tower.has_content(picture):
+                    groups.setdefault(role, []).append((i, page, picture))
+                    towers[role] = tower
+        for role, members in groups.items():
+            vecs, looks = towers[role].encode_pictures([picture for _, _, picture in members])
             kind = VectorKind.PHOTO if role == "photo" else VectorKind.IMAGE
-            for n, (i, vec) in enumerate(zip(idx, vecs, strict=True)):
-                out[i].append(VectorRecord(kind, vec, Segment("")))
-                if looks is not None:
+            for n, ((i, page, _), vec) in enumerate(zip(members, vecs, strict=True)):
+                out[i].append(VectorRecord(kind, vec, Segment("", page=page)))
+                if looks is not None and page is None:  # a look per item: the picture itself
                     out[i].append(VectorRecord(VectorKind.LOOK, looks[n], Segment("")))
 
     def _encode_audio(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:

@@ -14,16 +14,17 @@ from typing import Any, Protocol
 
 from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.audio import load_audio
-from xmodal.media.detect import Detected, detect_file
+from xmodal.media.detect import PDF_MIME, Detected, detect_file
 from xmodal.media.image import load_image, photo_metadata
 from xmodal.media.limits import MediaLimits
+from xmodal.media.pdf import open_pdf
 from xmodal.media.text import load_text
 from xmodal.types import Modality
 
 MEDIA_EXTENSIONS = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif",
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".weba", ".amr",
-    ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
+    ".pdf", ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
 }  # fmt: skip
 
 
@@ -277,7 +278,7 @@ def item_id_for(uri: str) -> str:
 @dataclass
 class Decoded:
     detected: Detected
-    payload: Any  # str for text, PIL image, AudioClip
+    payload: Any  # str for text, PIL image, AudioClip, PdfSource
     encoding: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # what the file says of itself (EXIF)
 
@@ -290,6 +291,12 @@ def decode_file(path: Path, limits: MediaLimits) -> Decoded:
             f"file is {size / 2**20:.0f} MiB; the limit is {limits.max_file_bytes / 2**20:.0f} MiB"
         )
     detected = detect_file(path)
+    if detected.mime == PDF_MIME:
+        pdf = open_pdf(path, limits)
+        meta: dict[str, Any] = {"pages": pdf.pages}
+        if pdf.title:
+            meta["title"] = pdf.title
+        return Decoded(detected, pdf, metadata=meta)
     if detected.modality is Modality.IMAGE:
         image = load_image(path, limits)
         return Decoded(detected, image, metadata=photo_metadata(image))

@@ -580,6 +580,7 @@ class SearchPipeline:
                     end=row.end,
                     kind=row.kind,
                     snippet=snippets.get(vid) or row.text or None,
+                    page=row.page,
                 )
             )
         return hits

@@ -65,11 +65,13 @@ class VectorKind(StrEnum):
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of extracted text, with its time span in seconds for audio."""
+    """A piece of extracted text (or a picture's place), with its time span in seconds for
+    audio and its page (from 1) for a PDF."""
 
     text: str
     start: float | None = None
     end: float | None = None
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Hit:
     end: float | None = None
     kind: VectorKind | None = None
     snippet: str | None = None
+    page: int | None = None  # the PDF page that matched, from 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,7 @@ class Hit:
             "metadata": self.metadata,
             "start": self.start,
             "end": self.end,
+            "page": self.page,
             "matched": self.kind.value if self.kind else None,
             "snippet": self.snippet,
         }

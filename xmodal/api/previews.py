@@ -66,7 +66,31 @@ def thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, size: 
         tmp.unlink(missing_ok=True)
         raise
     for old in dest_dir.glob(f"{item_id}-*.jpg"):  # thumbnails of earlier content versions
-        if old.name != dest.name:
+        if old.name != dest.name and not old.name.startswith(f"{item_id}-{content_hash[:12]}-p"):
+            old.unlink(missing_ok=True)
+    return dest
+
+
+def page_thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, page: int, size: int) -> Path:
+    """A JPEG of one page of a PDF, made once per content version and page."""
+    from xmodal.media.pdf import render_page
+
+    dest = dest_dir / f"{item_id}-{content_hash[:12]}-p{page}.jpg"
+    if dest.is_file():
+        return dest
+    image = render_page(src, page, max_side=size)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{item_id}-", suffix=".tmp", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="JPEG", quality=85)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in dest_dir.glob(f"{item_id}-*.jpg"):  # pages of earlier content versions
+        if not old.name.startswith(f"{item_id}-{content_hash[:12]}"):
             old.unlink(missing_ok=True)
     return dest
 

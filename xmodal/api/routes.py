@@ -27,6 +27,7 @@ from xmodal.errors import (
     RangeNotSatisfiableError,
     UnsupportedMediaError,
 )
+from xmodal.media.detect import PDF_MIME
 from xmodal.search import Query
 from xmodal.types import Modality
 
@@ -223,7 +224,7 @@ def build_router() -> APIRouter:
     @r.get("/items/{item_id}/preview", summary="Thumbnail (image), the audio itself (ranges), or the text")
     async def preview(
         item_id: str, request: Request, key: str | None = None, exp: str | None = None, sig: str | None = None,
-        authorization: HeaderValue = None, x_api_key: HeaderValue = None,
+        authorization: HeaderValue = None, x_api_key: HeaderValue = None, page: int | None = None,
     ) -> Response:  # fmt: skip
         svc = service_of(request)
         check_item_id(item_id)
@@ -231,7 +232,7 @@ def build_router() -> APIRouter:
             principal = svc.preview_principal(item_id, key, exp, sig)
         else:
             principal = principal_of(request, authorization, x_api_key)
-        return await asyncio.to_thread(_preview_response, svc, principal, item_id, request.headers.get("range"))
+        return await asyncio.to_thread(_preview_response, svc, principal, item_id, request.headers.get("range"), page)
 
     @r.post("/items", status_code=201, openapi_extra=UPLOAD_DOC, summary="Upload files (admin)")
     async def upload(request: Request, principal: Auth) -> dict[str, Any]:
@@ -304,10 +305,26 @@ def build_router() -> APIRouter:
     return r
 
 
-def _preview_response(svc: Service, principal: Principal, item_id: str, byte_range: str | None = None) -> Response:
-    from xmodal.api.previews import thumbnail
+def _preview_response(
+    svc: Service, principal: Principal, item_id: str, byte_range: str | None = None, page: int | None = None
+) -> Response:
+    from xmodal.api.previews import page_thumbnail, thumbnail
 
     item = svc.visible_item(principal, item_id)
+    if page is not None and item.metadata.get("mime") == PDF_MIME:  # that page, as a picture
+        pages = int(item.metadata.get("pages") or 1)
+        number = page
+        if not 1 <= number <= pages:
+            raise InvalidArgumentError(f"page must be between 1 and {pages}, got {number}")
+        try:
+            shot = page_thumbnail(
+                Path(item.uri), svc.previews_dir, item.id, item.content_hash, number, svc.settings.thumbnail_px * 2
+            )
+        except (MediaError, OSError) as exc:
+            raise NotFoundError(f"no preview of page {number} of item {item_id!r}: {exc}") from None
+        return FileResponse(shot, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"})
+    if page is not None:
+        raise InvalidArgumentError("page is for PDF items")
     if item.modality is Modality.TEXT:
         return PlainTextResponse(item.text[:20000])
     path = Path(item.uri)

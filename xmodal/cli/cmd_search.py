@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print("no results")
     for rank, hit in enumerate(hits, 1):
         span = f" [{fmt_time(hit.start)}-{fmt_time(hit.end)}]" if hit.start is not None else ""
+        span += f" [page {hit.page}]" if hit.page is not None else ""
         snippet = (hit.snippet or "").replace("\n", " ")
         if len(snippet) > 70:
             snippet = snippet[:67] + "..."

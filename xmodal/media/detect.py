@@ -10,6 +10,7 @@ from xmodal.errors import MediaError, UnsupportedMediaError
 from xmodal.types import Modality
 
 SNIFF_BYTES = 4096
+PDF_MIME = "application/pdf"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ _PICTURE_BRANDS = {
 
 def sniff(head: bytes) -> Detected | None:
     """Return what ``head`` (the first bytes of a file) looks like, or None if unknown."""
+    if b"%PDF-" in head[:1024]:  # the header may follow up to 1 KB of junk (PDF 1.7, 7.5.2)
+        return Detected(Modality.TEXT, PDF_MIME)  # a document: its pages' text, scans read by OCR
     for magic, mime in _IMAGE_MAGIC:
         if head.startswith(magic):
             return Detected(Modality.IMAGE, mime)
@@ -123,5 +126,5 @@ def detect_file(path: Path) -> Detected:
         raise UnsupportedMediaError("empty file (0 bytes)")
     found = sniff(head)
     if found is None:
-        raise UnsupportedMediaError("unrecognised content (not an image, audio or text file)")
+        raise UnsupportedMediaError("unrecognised content (not an image, audio, PDF or text file)")
     return found

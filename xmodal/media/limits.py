@@ -12,6 +12,7 @@ class MediaLimits:
     max_image_pixels: int = 64_000_000  # 8000 x 8000; Pillow's own bomb check is 89M
     max_audio_seconds: float = 3600.0
     max_text_chars: int = 2_000_000
+    max_pdf_pages: int = 5000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,6 +114,17 @@
     if (hit.modality === "text" || (hit.snippet && hit.modality !== "audio" && hit.modality !== "image")) {
       thumb.textContent = (hit.snippet || "").slice(0, 320);
     }
+    if (hit.page !== null && hit.page !== undefined) {  // a PDF page: its picture, and which page
+      const img = document.createElement("img");
+      img.src = hit.preview_url + "&page=" + hit.page;
+      img.alt = hitName(hit) + ", page " + hit.page;
+      img.loading = "lazy";
+      const at = document.createElement("span");
+      at.className = "at";
+      at.textContent = "page " + hit.page;
+      thumb.textContent = "";
+      thumb.append(img, at);
+    }
     const meta = document.createElement("div");
     meta.className = "meta";
     const name = document.createElement("div");
