@@ -184,3 +184,54 @@ def scanned_pdf(path: Path, texts: list[str]) -> Path:
         pages.append(page)
     pages[0].save(path, "PDF", resolution=150, save_all=True, append_images=pages[1:])
     return path
+
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
+P_NS = "http://schemas.openxmlformats.org/presentationml/2006/main"
+
+
+def docx(path: Path, paragraphs: list[str], pad: int = 0) -> Path:
+    """A minimal Word file (the parts xmodal reads); ``pad`` spaces make a ZIP bomb of it."""
+    import zipfile
+
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs) + " " * pad
+    xml = f'<?xml version="1.0"?><w:document xmlns:w="{W_NS}"><w:body>{body}</w:body></w:document>'
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", xml)
+    return path
+
+
+def pptx(path: Path, slides: list[list[str]]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("ppt/presentation.xml", f'<p:presentation xmlns:p="{P_NS}"/>')
+        for n, lines in enumerate(slides, 1):
+            paras = "".join(f"<a:p><a:r><a:t>{line}</a:t></a:r></a:p>" for line in lines)
+            z.writestr(
+                f"ppt/slides/slide{n}.xml",
+                f'<p:sld xmlns:p="{P_NS}" xmlns:a="{A_NS}"><p:cSld><p:spTree><p:sp><p:txBody>{paras}'
+                "</p:txBody></p:sp></p:spTree></p:cSld></p:sld>",
+            )
+    return path
+
+
+def odt(path: Path, heading: str, paragraphs: list[str]) -> Path:
+    import zipfile
+
+    ns = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    paras = "".join(f"<text:p>{p} <text:span>too</text:span>.</text:p>" for p in paragraphs)
+    body = f"<text:h>{heading}</text:h>{paras}"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")  # stored first, as ODF requires
+        z.writestr(
+            "content.xml",
+            f'<office:document-content xmlns:office="{office}" xmlns:text="{ns}"><office:body><office:text>'
+            f"{body}</office:text></office:body></office:document-content>",
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+    return path

@@ -16,6 +16,7 @@ from xmodal.encoders.registry import EncoderRegistry
 from xmodal.errors import InvalidQueryError, MediaError, ModelError
 from xmodal.extract.base import OcrEngine, SecondsDone, SpeechRecognizer, group_words, load_asr, load_ocr
 from xmodal.media.audio import AudioClip
+from xmodal.media.documents import PagedText
 from xmodal.media.image import is_photo
 from xmodal.media.pdf import PdfSource, iter_pages
 from xmodal.media.text import chunk_words
@@ -130,6 +131,15 @@ class Embedder:
             out.text = "\n".join(s.text for s in lines)
             ch = self.config.chunking
             out.text_segments = [(VectorKind.OCR, Segment(c)) for c in chunk_words(out.text, ch.max_words, ch.overlap)]
+        return out
+
+    def extract_paged_text(self, doc: PagedText) -> Extracted:
+        """Slides: each one's text in chunks that keep its number (as ``page``)."""
+        ch = self.config.chunking
+        out = Extracted(Modality.TEXT, doc.text)
+        for number, text in doc.parts:
+            for chunk in chunk_words(text, ch.max_words, ch.overlap):
+                out.text_segments.append((VectorKind.TEXT, Segment(chunk, page=number)))
         return out
 
     def extract_pdf(self, source: PdfSource) -> Extracted:

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from xmodal.errors import MediaError, MediaTooLargeError
 from xmodal.media.audio import load_audio
-from xmodal.media.detect import PDF_MIME, Detected, detect_file
+from xmodal.media.detect import PDF_MIME, ZIP_MIME, Detected, detect_file
+from xmodal.media.documents import HTML_MIME, MAX_HTML_BYTES, PagedText, html_text, load_office, office_kind
 from xmodal.media.image import load_image, photo_metadata
 from xmodal.media.limits import MediaLimits
 from xmodal.media.pdf import open_pdf
@@ -24,7 +25,7 @@ from xmodal.types import Modality
 MEDIA_EXTENSIONS = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif",
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".weba", ".amr",
-    ".pdf", ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
+    ".pdf", ".docx", ".pptx", ".odt", ".html", ".htm", ".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".log",
 }  # fmt: skip
 
 
@@ -297,6 +298,25 @@ def decode_file(path: Path, limits: MediaLimits) -> Decoded:
         if pdf.title:
             meta["title"] = pdf.title
         return Decoded(detected, pdf, metadata=meta)
+    if detected.mime == ZIP_MIME:
+        mime = office_kind(path)
+        detected = Detected(Modality.TEXT, mime)
+        content = load_office(path, mime, limits)
+        if not (content.text if isinstance(content, PagedText) else content).strip():
+            raise MediaError("the document has no text")
+        meta = {"slides": len(content.parts)} if isinstance(content, PagedText) else {}
+        return Decoded(detected, content, metadata=meta)
+    if detected.mime == HTML_MIME:
+        try:
+            raw = path.read_bytes() if size <= MAX_HTML_BYTES else b""
+        except OSError as exc:
+            raise MediaError(f"cannot read: {exc.strerror or exc}") from exc
+        if not raw:
+            raise MediaTooLargeError(f"HTML page is {size:,} bytes; the limit is {MAX_HTML_BYTES:,}")
+        body, title = html_text(raw, limits)
+        if not body.strip():
+            raise MediaError("the HTML page has no visible text")
+        return Decoded(detected, body, metadata={"title": title} if title else {})
     if detected.modality is Modality.IMAGE:
         image = load_image(path, limits)
         return Decoded(detected, image, metadata=photo_metadata(image))

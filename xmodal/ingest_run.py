@@ -27,6 +27,7 @@ from xmodal.ingest import (
     item_id_for,
     walk,
 )
+from xmodal.media.documents import PagedText
 from xmodal.media.pdf import PdfSource
 from xmodal.types import Item, Modality
 
@@ -282,6 +283,8 @@ def reembed_all(
 def extract_with(embedder: Embedder, modality: Modality, payload: Any, within: SecondsDone | None = None) -> Extracted:
     if isinstance(payload, PdfSource):  # a text document read page by page
         return embedder.extract_pdf(payload)
+    if isinstance(payload, PagedText):  # slides, each with its number
+        return embedder.extract_paged_text(payload)
     if modality is Modality.IMAGE:
         return embedder.extract_image(payload)
     if modality is Modality.AUDIO:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from xmodal.types import Modality
 
 SNIFF_BYTES = 4096
 PDF_MIME = "application/pdf"
+ZIP_MIME = "application/zip"
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ _PICTURE_BRANDS = {
 
 def sniff(head: bytes) -> Detected | None:
     """Return what ``head`` (the first bytes of a file) looks like, or None if unknown."""
+    if head.startswith(b"PK\x03\x04"):  # a ZIP: Word, PowerPoint or OpenDocument (told apart when decoded)
+        return Detected(Modality.TEXT, ZIP_MIME)
     if b"%PDF-" in head[:1024]:  # the header may follow up to 1 KB of junk (PDF 1.7, 7.5.2)
         return Detected(Modality.TEXT, PDF_MIME)  # a document: its pages' text, scans read by OCR
     for magic, mime in _IMAGE_MAGIC:
@@ -67,7 +72,8 @@ def sniff(head: bytes) -> Detected | None:
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
         return Detected(Modality.AUDIO, "audio/mpeg")  # MPEG audio frame sync
     if _looks_like_text(head):
-        return Detected(Modality.TEXT, "text/plain")
+        html = _HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")) is not None
+        return Detected(Modality.TEXT, "text/html" if html else "text/plain")
     return None
 
 
