@@ -23,7 +23,7 @@ def test_demo_finds_every_expected_item(tmp_path: Path) -> None:
     missed = run_demo(tmp_path, None, log=lines.append)
     text = "\n".join(lines)
     assert missed == 0, text
-    assert text.count("[ok]") == 9 and "0 failed" in text
+    assert text.count("[ok]") == 11 and "0 failed" in text
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make setup installs it)")

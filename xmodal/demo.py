@@ -37,6 +37,7 @@ class DemoQuery:
     value: str  # the text, or the file for image/audio queries
     expect: str  # file name expected among the top hits
     mode: str = "dense"  # how the query is matched (xmodal search --mode)
+    page: int | None = None  # the page of ``expect`` that must be the hit's, for a PDF
 
 
 def load_quotes() -> list[str]:
@@ -118,7 +119,9 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
     speech = [speech_i, *short[: N_SPEECH - 1]]
     scans = [scan_i, spoken_q_i, *[i for i in rest if i not in speech][: N_SCANS - 2]]
     texts = [i for i in rest if i not in speech and i not in scans][:N_TEXT]
-    for sub in ("texts", "scans", "recordings", "pictograms", "photos", "queries"):
+    spare = [i for i in short if i not in speech and i not in scans and i not in texts]
+    pdf_quotes, memo_quote = spare[:3], spare[3]
+    for sub in ("texts", "scans", "recordings", "pictograms", "photos", "documents", "queries"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in texts:
         (root / "texts" / f"{_slug(i, 'quote')}.txt").write_text(quotes[i] + "\n", encoding="utf-8")
@@ -129,10 +132,15 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
     copy_photos(root / "photos")
     q_photo = root / "queries" / "windmill-copy.jpg"
     _recompressed_copy(root / "photos" / PHOTO_COPY, q_photo)
+    write_pdf([quotes[i] for i in pdf_quotes], root / "documents" / "quotations.pdf")
     has_speech = shutil.which("espeak-ng") is not None
     if has_speech:
         for i in speech:
             speak(_spoken_form(quotes[i]), root / "recordings" / f"{_slug(i, 'voice')}.wav")
+        memo = root / "queries" / "memo.wav"  # spoken, then kept as a phone's voice memo (AAC in M4A)
+        speak(_spoken_form(quotes[memo_quote]), memo)
+        to_m4a(memo, root / "recordings" / "voice-memo.m4a")
+        memo.unlink()
     else:
         log("espeak-ng is not installed: the demo corpus has no recordings (apt-get install espeak-ng)")
     # query files live apart from the corpus
@@ -156,9 +164,18 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
         ),
         DemoQuery("text -> photo (ImageNet classes in the text space)", "text", *PHOTO_TEXT_QUERY),
         DemoQuery("photo -> its original (a smaller, recompressed copy)", "image", str(q_photo), PHOTO_COPY),
+        DemoQuery(
+            "text -> the scanned page of a PDF (OCR, page 3)",
+            "text",
+            _phrase(quotes[pdf_quotes[2]]),
+            "quotations.pdf",
+            "keyword",
+            page=3,
+        ),
+        DemoQuery("text -> a phone voice memo (M4A)", "text", _phrase(quotes[memo_quote]), "voice-memo.m4a"),
     ]
     if not has_speech:
-        queries = [q for q in queries if not q.expect.endswith(".wav")]
+        queries = [q for q in queries if not q.expect.endswith((".wav", ".m4a"))]
     else:
         q_audio = root / "queries" / "spoken-question.wav"
         speak(SPOKEN_QUERY_TARGET, q_audio)
@@ -173,6 +190,57 @@ def copy_pictograms(corpus: Path, queries: Path) -> None:
         for entry in base.joinpath(group).iterdir():
             if entry.name.endswith(".png"):
                 (dest / entry.name).write_bytes(entry.read_bytes())
+
+
+def write_pdf(quotes: list[str], path: Path) -> None:
+    """A three-page PDF: two pages with a text layer, the third a scanned page (a picture only,
+    found by OCR)."""
+    import io
+    import textwrap
+
+    import pypdfium2
+
+    from xmodal.media.pdf_write import text_pdf
+
+    doc = pypdfium2.PdfDocument(text_pdf([textwrap.wrap(q.replace("\n", " "), 80) for q in quotes[:2]]))
+    with tempfile.TemporaryDirectory() as tmp:
+        scan = Path(tmp) / "scan.png"
+        render_document(quotes[2], scan, seed=3, serif=True)
+        from xmodal.media.image import load_image
+
+        page_pdf = io.BytesIO()
+        load_image(scan).save(page_pdf, "PDF", resolution=100)
+        doc.import_pages(pypdfium2.PdfDocument(page_pdf.getvalue()))
+    with open(path, "wb") as fh:
+        doc.save(fh)
+    doc.close()
+
+
+def to_m4a(wav: Path, dest: Path) -> None:
+    """AAC in an M4A container, as a phone records a voice memo (FFmpeg through PyAV)."""
+    import av
+    import numpy as np
+
+    from xmodal.media.audio import load_audio
+
+    clip = load_audio(wav)
+    pcm = (np.clip(clip.samples, -1, 1) * 32767).astype(np.int16)
+    with av.open(str(dest), mode="w", format="ipod") as out:
+        stream = out.add_stream("aac", rate=clip.sample_rate, layout="mono")
+        for start in range(0, pcm.shape[0], 4096):
+            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 4096], format="s16", layout="mono")
+            frame.sample_rate = clip.sample_rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _phrase(quote: str) -> str:
+    """Six words from the middle of a quotation, as a user remembers it."""
+    words = _spoken_form(quote).split()
+    mid = max(0, len(words) // 2 - 3)
+    return " ".join(words[mid : mid + 6])
 
 
 def copy_photos(dest: Path) -> None:
@@ -219,7 +287,7 @@ def run_demo(
         if change:  # the demo's own collection, built by an earlier xmodal: bring it up to date
             log(f"{change.split(';')[0]}: re-embedding the demo collection ...")
             coll.reembed(replace(coll.config.model, asr=DEFAULT_ASR, photo=DEFAULT_PHOTO_ENCODER))
-        folders = ("texts", "scans", "recordings", "pictograms", "photos")
+        folders = ("texts", "scans", "recordings", "pictograms", "photos", "documents")
         report = coll.add([corpus / f for f in folders], progress=progress)
         log(f"indexed into {coll.path}: {report.summary()}")
         missed = 0
@@ -227,12 +295,13 @@ def run_demo(
             query = Query.text(q.value) if q.kind == "text" else getattr(Query, q.kind)(q.value)
             hits = coll.search(query, k=3, mode=q.mode)
             names = [h.metadata.get("name") for h in hits]
-            ok = q.expect in names
+            ok = any(n == q.expect and (q.page is None or h.page == q.page) for n, h in zip(names, hits, strict=True))
             missed += 0 if ok else 1
             shown = q.value if q.kind == "text" else Path(q.value).name
             log(f"\n[{'ok' if ok else 'MISS'}] {q.label}: {shown!r} (expect {q.expect})")
             for rank, h in enumerate(hits, 1):
                 span = f" at {h.start:.1f}-{h.end:.1f}s" if h.start is not None else ""
+                span += f" page {h.page}" if h.page is not None else ""
                 snippet = (h.snippet or "").replace("\n", " ")[:60]
                 log(f"   {rank}. {h.score:.3f} {h.modality.value:<5} {h.metadata.get('name')}{span}  {snippet!r}")
     log(f'\ntry it yourself:  {_cli_name()} search "carrying a cat by its tail" -c {coll_dir}')
