@@ -38,7 +38,7 @@ def test_text_search_returns_cli_hit_shape_with_preview_url(api: ApiEnv) -> None
     r = api.client.post("/search", headers=api.h("alice"), json={"text": "tomato soup", "k": 2})
     assert _names(r)[0] == "recipe.txt"
     hit = r.json()["hits"][0]
-    cli_shape = {"id", "uri", "modality", "score", "metadata", "start", "end", "matched", "snippet"}
+    cli_shape = {"id", "uri", "modality", "score", "metadata", "start", "end", "page", "matched", "snippet"}
     assert set(hit) == cli_shape | {"preview_url"}
     assert hit["metadata"]["team"] == "demo"
     assert len(r.json()["hits"]) == 2
