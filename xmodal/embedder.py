@@ -143,9 +143,10 @@ class Embedder:
         return out
 
     def extract_pdf(self, source: PdfSource) -> Extracted:
-        """A PDF page by page: its text layer in chunks that keep their page; a page with little
-        text (a scan, a slide) is also read by OCR and, up to ``MAX_PAGE_PICTURES`` of them, seen
-        by the picture towers. Pages are read one at a time (memory: one rendered page)."""
+        """A PDF page by page: its text layer in chunks that keep their page; a page without one
+        (a scan) is read by OCR; a page with little text (a scan, a slide) is, up to
+        ``MAX_PAGE_PICTURES`` of them, seen by the picture towers. Pages are read one at a time
+        (memory: one rendered page)."""
         ch = self.config.chunking
         out = Extracted(Modality.TEXT)
         texts: list[str] = []
@@ -155,7 +156,7 @@ class Embedder:
             for chunk in chunk_words(text, ch.max_words, ch.overlap):
                 out.text_segments.append((VectorKind.TEXT, Segment(chunk, page=page.number)))
             if page.picture is not None:
-                if ocr is not None:
+                if ocr is not None and page.scanned:
                     read = "\n".join(s.text for s in ocr.read(page.picture))
                     for chunk in chunk_words(read, ch.max_words, ch.overlap):
                         out.text_segments.append((VectorKind.OCR, Segment(chunk, page=page.number)))

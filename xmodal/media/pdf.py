@@ -16,8 +16,10 @@ from typing import Any
 from xmodal.errors import MediaError, MediaTooLargeError, MissingDependencyError
 from xmodal.media.limits import MediaLimits
 
-PAGE_TEXT_CHARS = 200  # a page with fewer characters of text is also seen as a picture
-RENDER_PIXELS = 2_000_000  # a rendered page has at most this many pixels (OCR and picture towers)
+PAGE_TEXT_CHARS = 200  # a page with fewer characters of text is also seen as a picture (a slide)
+NO_TEXT_CHARS = 20  # a page with fewer has no text layer to speak of: a scan, read by OCR
+RENDER_PIXELS = 2_000_000  # a page rendered for OCR has at most this many pixels
+PICTURE_SIDE = 512  # a page rendered only for the picture towers: its long side
 MAX_RENDER_SCALE = 200 / 72  # and at most 200 dpi
 
 
@@ -35,6 +37,7 @@ class PdfPage:
     number: int  # from 1
     text: str
     picture: Any = None  # PIL image in RGB, or None when the page is text enough
+    scanned: bool = False  # no text layer: the picture is rendered for OCR
 
 
 def _pdfium() -> Any:
@@ -78,7 +81,9 @@ def open_pdf(src: Path | bytes, limits: MediaLimits | None = None) -> PdfSource:
 
 def iter_pages(source: PdfSource, render: bool = True) -> Iterator[PdfPage]:
     """Each page in order: its text, and its picture when it holds fewer than
-    ``PAGE_TEXT_CHARS`` characters of text (``render``). A page PDFium cannot read is skipped."""
+    ``PAGE_TEXT_CHARS`` characters of text (``render``): for OCR (up to ``RENDER_PIXELS``)
+    when it has no text layer, else small, for the picture towers. A page PDFium cannot read
+    is skipped."""
     pdfium = _pdfium()
     doc = _open(source.src)
     try:
@@ -91,21 +96,25 @@ def iter_pages(source: PdfSource, render: bool = True) -> Iterator[PdfPage]:
                 textpage = page.get_textpage()
                 text = _clean(textpage.get_text_bounded())
                 textpage.close()
-                picture = _render(page) if render and len(text) < PAGE_TEXT_CHARS else None
+                scanned = len(text) < NO_TEXT_CHARS
+                picture = _render(page, scanned) if render and len(text) < PAGE_TEXT_CHARS else None
             except pdfium.PdfiumError:
                 continue
             finally:
                 page.close()
-            yield PdfPage(i + 1, text, picture)
+            yield PdfPage(i + 1, text, picture, scanned)
     finally:
         doc.close()
 
 
-def _render(page: Any) -> Any:
+def _render(page: Any, for_ocr: bool) -> Any:
     width, height = page.get_size()  # points, 1/72 inch
     if width <= 0 or height <= 0:
         return None
-    scale = min(MAX_RENDER_SCALE, (RENDER_PIXELS / (width * height)) ** 0.5)
+    if for_ocr:
+        scale = min(MAX_RENDER_SCALE, (RENDER_PIXELS / (width * height)) ** 0.5)
+    else:
+        scale = min(MAX_RENDER_SCALE, PICTURE_SIDE / max(width, height))
     bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
     try:
         return bitmap.to_pil().convert("RGB")
