@@ -9,6 +9,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from xmodal.errors import AuthError
 
@@ -49,25 +50,10 @@ def thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, size: 
     from xmodal.media.limits import MediaLimits
 
     dest = dest_dir / f"{item_id}-{content_hash[:12]}.jpg"
-    if dest.is_file():
-        return dest
-    image = load_image(src, limits if isinstance(limits, MediaLimits) else None)
-    image.thumbnail((size, size))
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    # Concurrent requests for one preview each write their own temp file (not matched by the
-    # cleanup globs) and rename it into place; the last rename wins with identical content.
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{item_id}-", suffix=".tmp", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="JPEG", quality=85)
-        tmp.replace(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    for old in dest_dir.glob(f"{item_id}-*.jpg"):  # thumbnails of earlier content versions
-        if old.name != dest.name and not old.name.startswith(f"{item_id}-{content_hash[:12]}-p"):
-            old.unlink(missing_ok=True)
+    if not dest.is_file():
+        image = load_image(src, limits if isinstance(limits, MediaLimits) else None)
+        image.thumbnail((size, size))
+        _save_preview(image, dest, item_id, content_hash)
     return dest
 
 
@@ -76,11 +62,17 @@ def page_thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, p
     from xmodal.media.pdf import render_page
 
     dest = dest_dir / f"{item_id}-{content_hash[:12]}-p{page}.jpg"
-    if dest.is_file():
-        return dest
-    image = render_page(src, page, max_side=size)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{item_id}-", suffix=".tmp", dir=dest_dir)
+    if not dest.is_file():
+        _save_preview(render_page(src, page, max_side=size), dest, item_id, content_hash)
+    return dest
+
+
+def _save_preview(image: Any, dest: Path, item_id: str, content_hash: str) -> None:
+    """Write a JPEG preview into place and drop the previews of the item's earlier content
+    versions. Concurrent requests for one preview each write their own temp file (not matched
+    by the cleanup glob) and rename it into place; the last rename wins with identical content."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{item_id}-", suffix=".tmp", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -89,10 +81,9 @@ def page_thumbnail(src: Path, dest_dir: Path, item_id: str, content_hash: str, p
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    for old in dest_dir.glob(f"{item_id}-*.jpg"):  # pages of earlier content versions
+    for old in dest.parent.glob(f"{item_id}-*.jpg"):
         if not old.name.startswith(f"{item_id}-{content_hash[:12]}"):
             old.unlink(missing_ok=True)
-    return dest
 
 
 def drop_previews(dest_dir: Path, item_id: str) -> None:
