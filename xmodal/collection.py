@@ -442,6 +442,7 @@ class Collection:
             "path": str(self.path),
             "items": self.catalog.count(),
             "vectors": self.catalog.vector_count(),
+            "looks": self.catalog.look_count(),  # photos kept for similar photos and duplicates
             "by_modality": self.catalog.counts_by_modality(),
             "model": self.config.model.to_dict(),
             "index": self.config.index.to_dict(),
