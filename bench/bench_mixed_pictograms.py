@@ -2,14 +2,15 @@
 """Pictograms inside a mixed collection: does a text query still find the picture when it has
 to beat documents, scans and recordings in one result list?
 
-Builds the demo corpus (quotes as text, scans, speech, plus 52 pictograms from icon sets the
-model never trained on), indexes it once per image model with the default stack (MiniLM, OCR,
-ASR) and asks each pictogram's name ("cloud rain", "red apple"), then the 5 Heroicons query
+Builds the demo corpus (quotes as text, scans, speech, 52 pictograms from icon sets the model
+never trained on, and the demo's 8 photos), indexes it once per image model with the default
+stack (MiniLM, OCR, ASR, the photo tower for photos; ``--no-photo LABEL``: also without it) and asks each pictogram's name ("cloud rain", "red apple"), then the 5 Heroicons query
 pictures (image -> image), then the first six words of each quote (text -> text: must a picture
 ever top the quote?). Every model is measured in the same run; compare ratios.
 
     python bench/bench_mixed_pictograms.py --model v2=xmodal/data/models/pictogram --model v1=OLD_DIR
     python bench/bench_mixed_pictograms.py --model v2=DIR --no-gap v2   # also v2 with its gap shift removed
+    python bench/bench_mixed_pictograms.py --model v8=xmodal/data/models/pictogram --no-photo v8
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def without_gap(src: Path, dst: Path) -> Path:
     return dst
 
 
-def measure(label: str, model_dir: Path, corpus: Path, root: Path) -> dict[str, float]:
+def measure(label: str, model_dir: Path, corpus: Path, root: Path, photo: bool = True) -> dict[str, float]:
     import numpy as np
 
     from xmodal.collection import Collection
@@ -63,9 +64,9 @@ def measure(label: str, model_dir: Path, corpus: Path, root: Path) -> dict[str, 
     by_words: dict[str, list[str]] = {}
     for name in pictos:
         by_words.setdefault(words(name), []).append(name)
-    model = ModelConfig(image=f"pictogram:{model_dir}")
+    model = ModelConfig(image=f"pictogram:{model_dir}", photo="photo" if photo else None)
     with Collection.open(root / f"coll-{label}", create=True, model=model) as coll:
-        coll.add([corpus / d for d in ("texts", "scans", "recordings", "pictograms")], progress=None)
+        coll.add([corpus / d for d in ("texts", "scans", "recordings", "pictograms", "photos")], progress=None)
         ranks, top_is_picto = [], []
         for query, relevant in by_words.items():
             names = [h.metadata.get("name") for h in coll.search(query, k=10)]
@@ -103,6 +104,9 @@ def main() -> int:
     ap.add_argument(
         "--no-gap", action="append", default=[], metavar="LABEL", help="also run LABEL without its gap shift"
     )
+    ap.add_argument(
+        "--no-photo", action="append", default=[], metavar="LABEL", help="also run LABEL without the photo tower"
+    )
     args = ap.parse_args()
     from xmodal.demo import build_corpus
 
@@ -110,18 +114,19 @@ def main() -> int:
     corpus = root / "corpus"
     build_corpus(corpus, log=lambda m: None)
     models = dict(m.split("=", 1) for m in args.model)
-    runs = [(label, Path(d)) for label, d in models.items()]
+    runs = [(label, Path(d), True) for label, d in models.items()]
     runs += [
-        (f"{label} without gap shift", without_gap(Path(models[label]), root / f"{label}-nogap"))
+        (f"{label} without gap shift", without_gap(Path(models[label]), root / f"{label}-nogap"), True)
         for label in args.no_gap
     ]
+    runs += [(f"{label} without the photo tower", Path(models[label]), False) for label in args.no_photo]
     print(
         "| model | text queries | t2i hit@1 | t2i hit@10 | t2i MRR@10 | top hit is a pictogram | image->image hit@1 "
         "| quote queries | quote first | a pictogram first |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, model_dir in runs:
-        m = measure(label.replace(" ", "-"), model_dir, corpus, root)
+    for label, model_dir, photo in runs:
+        m = measure(label.replace(" ", "-"), model_dir, corpus, root, photo)
         print(
             f"| {label} | {m['text_queries']} | {m['t2i_hit@1']:.3f} | {m['t2i_hit@10']:.3f} | {m['t2i_mrr@10']:.3f} "
             f"| {m['top_hit_is_a_pictogram']:.3f} | {m['i2i_hit@1']:.3f} | {m['text_queries_on_texts']} "
