@@ -19,7 +19,7 @@ from xmodal.config import ModelConfig
 from xmodal.encoders.efficientnet_lite import EfficientNetLite, architecture, load_efficientnet_lite
 from xmodal.encoders.photo import PhotoEncoder
 from xmodal.errors import InvalidArgumentError, ModelError
-from xmodal.media.image import flatness, is_photo, load_image
+from xmodal.media.image import flatness, is_photo, load_image, picture_worlds
 from xmodal.search import Query
 from xmodal.types import VectorKind
 
@@ -143,6 +143,10 @@ def test_router_tells_photos_from_drawings_and_pages() -> None:
         d.text((40, y), "Quarterly revenue grew by eleven percent in the north region", fill=(20, 20, 20))
     assert not is_photo(page)
     assert 0.0 <= flatness(Image.new("RGB", (1, 1))) <= 1.0
+    cut_out = Image.new("RGB", (400, 400), "white")  # a product shot on white: of both worlds
+    cut_out.paste(photo_like(5, (200, 200)), (100, 100))
+    assert picture_worlds(cut_out) == ("drawing", "photo") and not is_photo(cut_out)
+    assert picture_worlds(photo_like(3)) == ("photo",) and picture_worlds(drawing()) == ("drawing",)
 
 
 def _photo_collection(tmp_path: Path, corpus: Path) -> Collection:
@@ -163,6 +167,9 @@ def _corpus(tmp_path: Path) -> Path:
     a.crop((12, 9, 468, 351)).save(corpus / "a-cropped.jpg", quality=90)
     photo_like(11, (480, 360)).save(corpus / "b.png")
     drawing().save(corpus / "icon.png")
+    cut_out = Image.new("RGB", (400, 400), "white")
+    cut_out.paste(photo_like(5, (200, 200)), (100, 100))
+    cut_out.save(corpus / "cut-out.png")
     return corpus
 
 
@@ -173,7 +180,8 @@ def test_two_picture_worlds_looks_and_near_duplicates(tmp_path: Path) -> None:
             vids = coll.catalog.filtered_vids(None, {"name": [item.metadata["name"]]})
             kinds[item.metadata["name"]] = {r.kind for r in coll.catalog.vector_rows(vids.tolist()).values()}
         assert kinds["icon.png"] == {VectorKind.IMAGE} and kinds["a.png"] == {VectorKind.PHOTO}
-        assert coll.catalog.look_count() == coll.stats()["looks"] == 4  # photos keep looks; the icon does not
+        assert kinds["cut-out.png"] == {VectorKind.IMAGE, VectorKind.PHOTO}  # both worlds: both towers
+        assert coll.catalog.look_count() == coll.stats()["looks"] == 5  # photos keep looks; the icon does not
         groups = coll.duplicates()
         names = [sorted(Path(coll.get(i).uri).name for i in g.items) for g in groups]  # type: ignore[union-attr]
         assert names == [["a-cropped.jpg", "a-small.jpg", "a.png"]]
@@ -192,9 +200,9 @@ def test_two_picture_worlds_looks_and_near_duplicates(tmp_path: Path) -> None:
         # a reused content hash keeps the look
         (tmp_path / "corpus" / "a-again.png").write_bytes((tmp_path / "corpus" / "a.png").read_bytes())
         coll.add([tmp_path / "corpus"])
-        assert coll.catalog.look_count() == 5
+        assert coll.catalog.look_count() == 6
         deleted = coll.delete([i for i in groups[0].items])
-        assert deleted == 3 and coll.catalog.look_count() == 2
+        assert deleted == 3 and coll.catalog.look_count() == 3
 
 
 def test_cli_duplicates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

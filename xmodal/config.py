@@ -30,8 +30,8 @@ class ModelConfig:
     its space. ``ocr``/``asr`` turn images/speech into text for the hub encoder, so a picture
     is found by its look (image tower) and by the words in it (OCR text), each its own vector.
     Pictures are of two worlds: drawings, icons and pages (``image``, the pictogram tower) and
-    photos (``photo``); with both towers each picture goes to the one its world says
-    (:func:`xmodal.media.image.is_photo`). A collection made before Whisper keeps the
+    photos (``photo``); with both towers each picture goes to the one its world says, a picture
+    between the worlds to both (:func:`xmodal.media.image.picture_worlds`). A collection made before Whisper keeps the
     ``pocketsphinx`` its manifest names, one made before the photo tower has none."""
 
     text: str = DEFAULT_TEXT_ENCODER

@@ -17,7 +17,7 @@ from xmodal.errors import InvalidQueryError, MediaError, ModelError
 from xmodal.extract.base import OcrEngine, SecondsDone, SpeechRecognizer, group_words, load_asr, load_ocr
 from xmodal.media.audio import AudioClip
 from xmodal.media.documents import PagedText
-from xmodal.media.image import is_photo
+from xmodal.media.image import picture_worlds
 from xmodal.media.pdf import PdfSource, iter_pages
 from xmodal.media.text import chunk_words
 from xmodal.types import Modality, Segment, VectorKind
@@ -204,19 +204,26 @@ class Embedder:
         self._encode_audio(batch, out)
         return out
 
-    def picture_tower(self, image: Any) -> tuple[str, Encoder] | None:
-        """The tower role (``image`` or ``photo``) and encoder that see a picture: its world's
-        when the collection has both (:func:`xmodal.media.image.is_photo`), else the one it has."""
+    def picture_towers(self, image: Any) -> list[tuple[str, Encoder]]:
+        """The tower roles (``image``, ``photo``) and encoders that see a picture, the likelier
+        first: its worlds' when the collection has both towers
+        (:func:`xmodal.media.image.picture_worlds`; a picture of both worlds gets a vector from
+        each, and an item ranks by its best), else the one it has."""
         drawing = self.tower("image")
         photo = self.tower("photo")
         if drawing is not None and photo is not None:
-            return ("photo", photo) if is_photo(image) else ("image", drawing)
+            return [("photo", photo) if w == "photo" else ("image", drawing) for w in picture_worlds(image)]
         if photo is not None:
-            return "photo", photo
-        return ("image", drawing) if drawing is not None else None
+            return [("photo", photo)]
+        return [("image", drawing)] if drawing is not None else []
+
+    def picture_tower(self, image: Any) -> tuple[str, Encoder] | None:
+        """The likelier of :meth:`picture_towers` (a query picture is seen by that one)."""
+        towers = self.picture_towers(image)
+        return towers[0] if towers else None
 
     def _encode_images(self, batch: Sequence[Extracted], out: list[list[VectorRecord]]) -> None:
-        """Each picture by the tower of its world, one call per tower; a photo also keeps its
+        """Each picture by the towers of its worlds, one call per tower; a photo also keeps its
         look (the backbone's features) for similar pictures and near-duplicates. A blank
         picture gets no vector of its look."""
         # (item, page or None, picture) per tower role
@@ -225,13 +232,13 @@ class Embedder:
         for i, ex in enumerate(batch):
             pictures = ([(None, ex.image)] if ex.image is not None else []) + list(ex.page_pictures)
             for page, picture in pictures:
-                chosen = self.picture_tower(picture)
-                if chosen is None:
+                chosen = self.picture_towers(picture)
+                if not chosen:
                     return
-                role, tower = chosen
-                if tower.has_content(picture):
-                    groups.setdefault(role, []).append((i, page, picture))
-                    towers[role] = tower
+                for role, tower in chosen:
+                    if tower.has_content(picture):
+                        groups.setdefault(role, []).append((i, page, picture))
+                        towers[role] = tower
         for role, members in groups.items():
             vecs, looks = towers[role].encode_pictures([picture for _, _, picture in members])
             kind = VectorKind.PHOTO if role == "photo" else VectorKind.IMAGE
