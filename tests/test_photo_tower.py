@@ -226,6 +226,25 @@ def test_manifest_from_before_the_photo_tower_keeps_none() -> None:
     assert ModelConfig.from_dict(ModelConfig().to_dict()).photo == "photo"
 
 
+def test_a_photo_of_text_is_seen_and_read(tmp_path: Path) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    sign = photo_like(30, (640, 480))
+    try:
+        font = ImageFont.truetype("DejaVuSans-Bold.ttf", 64)
+    except OSError:
+        font = ImageFont.load_default(64)
+    ImageDraw.Draw(sign).rectangle((60, 170, 580, 290), fill=(250, 250, 250))
+    ImageDraw.Draw(sign).text((80, 190), "HARBOUR", fill=(10, 10, 10), font=font)
+    (tmp_path / "in").mkdir()
+    sign.save(tmp_path / "in" / "sign.jpg", quality=90)
+    assert is_photo(sign)
+    with Collection.open(tmp_path / "c", create=True, model=ModelConfig(asr=None)) as coll:
+        coll.add([tmp_path / "in"])
+        hit = coll.search("harbour", k=1, mode="keyword")[0]
+        assert hit.kind is VectorKind.OCR and coll.catalog.look_count() == 1
+
+
 def test_bad_pictures_through_the_photo_tower(tmp_path: Path) -> None:
     corpus = tmp_path / "bad"
     corpus.mkdir()
