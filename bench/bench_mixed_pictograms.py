@@ -4,9 +4,10 @@ to beat documents, scans and recordings in one result list?
 
 Builds the demo corpus (quotes as text, scans, speech, 52 pictograms from icon sets the model
 never trained on, and the demo's 8 photos), indexes it once per image model with the default
-stack (MiniLM, OCR, ASR, the photo tower for photos; ``--no-photo LABEL``: also without it) and asks each pictogram's name ("cloud rain", "red apple"), then the 5 Heroicons query
-pictures (image -> image), then the first six words of each quote (text -> text: must a picture
-ever top the quote?). Every model is measured in the same run; compare ratios.
+stack (MiniLM, OCR, ASR, the photo tower for photos; ``--no-photo LABEL``: also without it)
+and asks each pictogram's name ("cloud rain", "red apple"), then the 5 Heroicons query pictures
+(image -> image), then the first six words of each quote (text -> text: must a picture ever
+top the quote?). Every model is measured in the same run; compare ratios.
 
     python bench/bench_mixed_pictograms.py --model v2=xmodal/data/models/pictogram --model v1=OLD_DIR
     python bench/bench_mixed_pictograms.py --model v2=DIR --no-gap v2   # also v2 with its gap shift removed

@@ -109,7 +109,7 @@ def t2i(variants: list[str]) -> None:
             mrr += next((1 / (i + 1) for i, ok in enumerate(right) if ok), 0.0)
         n = len(CLASSES)
         if name.startswith("default"):
-            name += f" [{coll.catalog.look_count()} of {len(labels)} routed to photos]"  # type: ignore[attr-defined]
+            name += f" [{coll.catalog.look_count()} of {len(labels)} seen by the photo tower]"  # type: ignore[attr-defined]
         print(f"| {name} | {r1 / n:.3f} | {r10 / n:.3f} | {mrr / n:.3f} | {seconds:.1f} |")
         coll.close()  # type: ignore[attr-defined]
     shutil.rmtree(work, ignore_errors=True)
