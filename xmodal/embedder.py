@@ -126,7 +126,8 @@ class Embedder:
         out = Extracted(Modality.IMAGE, image=image)
         out.metadata.update(width=image.width, height=image.height)
         ocr = self.ocr()
-        if ocr is not None:
+        # a photo is read only when a quick look finds text in it (most photos have none)
+        if ocr is not None and (picture_worlds(image)[0] != "photo" or ocr.may_have_text(image)):
             lines = ocr.read(image)
             out.text = "\n".join(s.text for s in lines)
             ch = self.config.chunking

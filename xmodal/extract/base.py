@@ -28,6 +28,11 @@ class OcrEngine(ABC):
     def read(self, image: Any) -> list[Segment]:
         """Return the text lines found in an RGB PIL image, in reading order."""
 
+    def may_have_text(self, image: Any) -> bool:
+        """A cheap first look: False when the picture surely holds no text worth reading (a
+        photo is then not read at all). True (the default): always read."""
+        return True
+
 
 SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: quieter than any speech recording's loudest 50 ms
 SecondsDone = Callable[[float, float], None]  # (seconds transcribed, seconds in the recording)
