@@ -81,23 +81,9 @@ def bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
 
 
 def encode_audio(path: Path, samples: Any, rate: int, codec: str, fmt: str | None = None, **options: str) -> Path:
-    """Encode mono float samples with FFmpeg (PyAV) into ``path``'s container: ``m4a``/AAC,
-    ``opus``, ``webm``, ``adts``, ``mp3``..."""
-    import av
-    import numpy as np
+    from xmodal.media.audio_write import encode_audio as encode
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format=fmt, options=options) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1, 1) * 32767).astype(np.int16)
-        for start in range(0, pcm.shape[0], 4096):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 4096], format="s16", layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return encode(path, samples, rate, codec, fmt, **options)
 
 
 def encode_video(path: Path, seconds: float = 1.0, fps: int = 10, with_audio: bool = True) -> Path:

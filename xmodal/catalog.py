@@ -211,6 +211,11 @@ class Catalog:
             columns.add("page")
         # a read-only catalog from before PDFs has no page column: its vectors have no page
         self._page = "page" if "page" in columns else "NULL"
+        # nor, from before the photo tower, a looks table (its schema cannot grow)
+        self._has_looks = (
+            self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'looks'").fetchone()
+            is not None
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -395,28 +400,23 @@ class Catalog:
             yield ids, vecs
 
     def looks(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(item ids, the vid of each one's picture vector, their looks as float32 rows) of
-        every item that has a look, sorted by item id."""
-        if not self._has_looks():
-            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        rows = self._db.execute(
-            """SELECT l.item_id, (SELECT min(v.vid) FROM vectors v WHERE v.item_id = l.item_id
-                                   AND v.kind IN ('photo', 'image')), l.embedding
-               FROM looks l ORDER BY l.item_id"""
-        ).fetchall()
-        rows = [r for r in rows if r[1] is not None]
+        """(item ids, the vid of each one's picture vector, their looks as stored: float16
+        rows) of every item that has a look, sorted by item id."""
+        rows = []
+        if self._has_looks:
+            rows = self._db.execute(
+                """SELECT l.item_id, (SELECT min(v.vid) FROM vectors v WHERE v.item_id = l.item_id
+                                       AND v.kind IN ('photo', 'image')), l.embedding
+                   FROM looks l ORDER BY l.item_id"""
+            ).fetchall()
+            rows = [r for r in rows if r[1] is not None]
         if not rows:
-            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float16)
         vids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        return [r[0] for r in rows], vids, np.stack([_look_array(r[2]) for r in rows])
+        return [r[0] for r in rows], vids, np.stack([np.frombuffer(r[2], dtype=np.float16) for r in rows])
 
     def look_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM looks").fetchone()[0]) if self._has_looks() else 0
-
-    def _has_looks(self) -> bool:
-        """False in a read-only catalog made before looks were kept (its schema cannot grow)."""
-        row = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'looks'").fetchone()
-        return row is not None
+        return int(self._db.execute("SELECT COUNT(*) FROM looks").fetchone()[0]) if self._has_looks else 0
 
     def text_segments(self, item_id: str) -> list[tuple[VectorKind, Segment]]:
         """The item's text pieces (chunks, OCR, transcript segments) in the order stored."""

@@ -185,11 +185,8 @@ def build_corpus(root: Path, log: Callable[[str], None] = print) -> list[DemoQue
 
 def copy_pictograms(corpus: Path, queries: Path) -> None:
     """The bundled held-out pictograms (scripts/build_demo_pictograms.py made them)."""
-    base = resources.files("xmodal").joinpath("data/demo/pictograms")
     for group, dest in (("corpus", corpus), ("queries", queries)):
-        for entry in base.joinpath(group).iterdir():
-            if entry.name.endswith(".png"):
-                (dest / entry.name).write_bytes(entry.read_bytes())
+        _copy_bundled(f"pictograms/{group}", ".png", dest)
 
 
 def write_pdf(quotes: list[str], path: Path) -> None:
@@ -218,22 +215,11 @@ def write_pdf(quotes: list[str], path: Path) -> None:
 
 def to_m4a(wav: Path, dest: Path) -> None:
     """AAC in an M4A container, as a phone records a voice memo (FFmpeg through PyAV)."""
-    import av
-    import numpy as np
-
     from xmodal.media.audio import load_audio
+    from xmodal.media.audio_write import encode_audio
 
     clip = load_audio(wav)
-    pcm = (np.clip(clip.samples, -1, 1) * 32767).astype(np.int16)
-    with av.open(str(dest), mode="w", format="ipod") as out:
-        stream = out.add_stream("aac", rate=clip.sample_rate, layout="mono")
-        for start in range(0, pcm.shape[0], 4096):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 4096], format="s16", layout="mono")
-            frame.sample_rate = clip.sample_rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode_audio(dest, clip.samples, clip.sample_rate, "aac", "ipod")
 
 
 def _phrase(quote: str) -> str:
@@ -245,9 +231,13 @@ def _phrase(quote: str) -> str:
 
 def copy_photos(dest: Path) -> None:
     """The bundled demo photos (sources and licences in photos/SOURCES.json)."""
-    base = resources.files("xmodal").joinpath("data/demo/photos")
-    for entry in base.iterdir():
-        if entry.name.endswith(".webp"):
+    _copy_bundled("photos", ".webp", dest)
+
+
+def _copy_bundled(folder: str, suffix: str, dest: Path) -> None:
+    """Copy the ``suffix`` files of ``xmodal/data/demo/<folder>`` into ``dest``."""
+    for entry in resources.files("xmodal").joinpath("data/demo", folder).iterdir():
+        if entry.name.endswith(suffix):
             (dest / entry.name).write_bytes(entry.read_bytes())
 
 

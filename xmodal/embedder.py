@@ -34,6 +34,7 @@ class Extracted:
     text: str = ""
     text_segments: list[tuple[VectorKind, Segment]] = field(default_factory=list)
     image: Any = None
+    worlds: tuple[str, ...] | None = None  # ``image``'s (media.image.picture_worlds), once known
     # pictures of a document's pages (scans, slides), each seen by the picture towers with its page
     page_pictures: list[tuple[int, Any]] = field(default_factory=list)
     clip: AudioClip | None = None
@@ -126,8 +127,10 @@ class Embedder:
         out = Extracted(Modality.IMAGE, image=image)
         out.metadata.update(width=image.width, height=image.height)
         ocr = self.ocr()
+        if self.tower("image") is not None and self.tower("photo") is not None:
+            out.worlds = picture_worlds(image)  # kept for the encoding (picture_towers)
         # a photo is read only when a quick look finds text in it (most photos have none)
-        if ocr is not None and (picture_worlds(image)[0] != "photo" or ocr.may_have_text(image)):
+        if ocr is not None and ((out.worlds or picture_worlds(image))[0] != "photo" or ocr.may_have_text(image)):
             lines = ocr.read(image)
             out.text = "\n".join(s.text for s in lines)
             ch = self.config.chunking
@@ -205,7 +208,7 @@ class Embedder:
         self._encode_audio(batch, out)
         return out
 
-    def picture_towers(self, image: Any) -> list[tuple[str, Encoder]]:
+    def picture_towers(self, image: Any, worlds: tuple[str, ...] | None = None) -> list[tuple[str, Encoder]]:
         """The tower roles (``image``, ``photo``) and encoders that see a picture, the likelier
         first: its worlds' when the collection has both towers
         (:func:`xmodal.media.image.picture_worlds`; a picture of both worlds gets a vector from
@@ -213,7 +216,8 @@ class Embedder:
         drawing = self.tower("image")
         photo = self.tower("photo")
         if drawing is not None and photo is not None:
-            return [("photo", photo) if w == "photo" else ("image", drawing) for w in picture_worlds(image)]
+            seen = worlds if worlds is not None else picture_worlds(image)
+            return [("photo", photo) if w == "photo" else ("image", drawing) for w in seen]
         if photo is not None:
             return [("photo", photo)]
         return [("image", drawing)] if drawing is not None else []
@@ -233,7 +237,7 @@ class Embedder:
         for i, ex in enumerate(batch):
             pictures = ([(None, ex.image)] if ex.image is not None else []) + list(ex.page_pictures)
             for page, picture in pictures:
-                chosen = self.picture_towers(picture)
+                chosen = self.picture_towers(picture, ex.worlds if page is None else None)
                 if not chosen:
                     return
                 for role, tower in chosen:
@@ -293,8 +297,7 @@ class Embedder:
         blank = tower is not None and not tower.has_content(image)
         look = features = None
         if tower is not None and not blank:
-            look = tower.encode_query(Modality.IMAGE, [image])
-            features = tower.looks([image])
+            look, features = tower.encode_query_pictures([image])
         ex = self.extract_image(image) if self.config.model.ocr else None
         text = ex.text.strip() if ex is not None else ""
         words = self.encode_query_text(text) if text else None

@@ -307,12 +307,12 @@ def decode_file(path: Path, limits: MediaLimits) -> Decoded:
         meta = {"slides": len(content.parts)} if isinstance(content, PagedText) else {}
         return Decoded(detected, content, metadata=meta)
     if detected.mime == HTML_MIME:
+        if size > MAX_HTML_BYTES:  # before reading it (html_text checks the bytes it is given)
+            raise MediaTooLargeError(f"HTML page is {size:,} bytes; the limit is {MAX_HTML_BYTES:,}")
         try:
-            raw = path.read_bytes() if size <= MAX_HTML_BYTES else b""
+            raw = path.read_bytes()
         except OSError as exc:
             raise MediaError(f"cannot read: {exc.strerror or exc}") from exc
-        if not raw:
-            raise MediaTooLargeError(f"HTML page is {size:,} bytes; the limit is {MAX_HTML_BYTES:,}")
         body, title = html_text(raw, limits)
         if not body.strip():
             raise MediaError("the HTML page has no visible text")

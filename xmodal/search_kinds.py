@@ -59,6 +59,9 @@ class PictureVids:
             self._full_at = generation
 
 
+SCORE_BLOCK = 8192  # looks scored at a time (48 MB of float32 for 1536-d looks)
+
+
 class Looks:
     """Every item's look (kind ``look``: a photo's appearance features), read from the catalog
     when first asked and again when its generation changes, and searched exactly: looks stay
@@ -75,8 +78,7 @@ class Looks:
         """(item ids, their picture vector's vid, looks as float16 rows)."""
         generation = self.catalog.generation
         if generation != self._generation:
-            items, vids, matrix = self.catalog.looks()
-            self._items, self._vids, self._matrix = items, vids, matrix.astype(np.float16)
+            self._items, self._vids, self._matrix = self.catalog.looks()
             self._generation = generation
         return self._items, self._vids, self._matrix
 
@@ -91,7 +93,9 @@ class Looks:
         row = np.asarray(vector, dtype=np.float32).reshape(-1)
         if row.shape[0] != matrix.shape[1]:
             return {}  # a query from another tower's looks
-        scores = matrix.astype(np.float32) @ row
+        scores = np.empty(len(items), dtype=np.float32)
+        for start in range(0, len(items), SCORE_BLOCK):  # float32 a block at a time: bounded memory
+            scores[start : start + SCORE_BLOCK] = matrix[start : start + SCORE_BLOCK].astype(np.float32) @ row
         keep = np.arange(len(items)) if allow is None else np.flatnonzero(np.isin(vids, allow))
         if not len(keep):
             return {}

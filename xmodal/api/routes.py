@@ -313,15 +313,14 @@ def _preview_response(
     item = svc.visible_item(principal, item_id)
     if page is not None and item.metadata.get("mime") == PDF_MIME:  # that page, as a picture
         pages = int(item.metadata.get("pages") or 1)
-        number = page
-        if not 1 <= number <= pages:
-            raise InvalidArgumentError(f"page must be between 1 and {pages}, got {number}")
+        if not 1 <= page <= pages:
+            raise InvalidArgumentError(f"page must be between 1 and {pages}, got {page}")
         try:
             shot = page_thumbnail(
-                Path(item.uri), svc.previews_dir, item.id, item.content_hash, number, svc.settings.thumbnail_px * 2
+                Path(item.uri), svc.previews_dir, item.id, item.content_hash, page, svc.settings.thumbnail_px * 2
             )
         except (MediaError, OSError) as exc:
-            raise NotFoundError(f"no preview of page {number} of item {item_id!r}: {exc}") from None
+            raise NotFoundError(f"no preview of page {page} of item {item_id!r}: {exc}") from None
         return FileResponse(shot, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"})
     if page is not None:
         raise InvalidArgumentError("page is for PDF items")

@@ -24,7 +24,7 @@ from xmodal.api.previews import PREVIEWS_DIR, PreviewSigner
 from xmodal.api.settings import ServeSettings
 from xmodal.catalog import check_metadata
 from xmodal.collection import Collection
-from xmodal.duplicates import DEFAULT_THRESHOLD, check_threshold
+from xmodal.duplicates import DEFAULT_THRESHOLD
 from xmodal.errors import (
     AuthError,
     CollectionBusyError,
@@ -228,9 +228,8 @@ class Service:
 
     # ---- near-duplicates ----------------------------------------------------------------------
     def duplicates(self, principal: Principal, threshold: float | None) -> dict[str, Any]:
-        """Groups of near-identical pictures among the items this principal may see."""
-        if threshold is not None:
-            threshold = check_threshold(threshold)
+        """Groups of near-identical pictures among the items this principal may see (the
+        threshold is checked by :meth:`Collection.duplicates`)."""
         with self.lock:
             self.coll.refresh()
             vis = self.visibility(principal, self._versions())

@@ -155,6 +155,11 @@ class Encoder(ABC):
         pass)."""
         return self.encode_images(images), self.looks(images)
 
+    def encode_query_pictures(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Query pictures' vectors (:meth:`encode_query`) and looks; a symmetric tower with
+        looks makes both in one pass (it overrides this)."""
+        return self.encode_query(Modality.IMAGE, list(images)), self.looks(images)
+
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(Modality.TEXT, list(texts))
 

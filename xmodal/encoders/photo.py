@@ -160,6 +160,9 @@ class PhotoEncoder(Encoder):
     def looks(self, images: Sequence[Any]) -> np.ndarray:
         return self.encode_pictures(images)[1]
 
+    def encode_query_pictures(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        return self.encode_pictures(images)  # a query picture is encoded as an indexed one
+
     def top_classes(self, image: Any, n: int = 5) -> list[tuple[str, float]]:
         """The ``n`` most likely ImageNet classes of a picture, for explanations."""
         probs, _ = self._forward([image])

@@ -125,15 +125,7 @@ def flatness(img: Any) -> float:
     at most 64 px a side, box-filtered so that a scan's sensor noise and JPEG ringing average
     out: drawings, icons, emoji and pages are flat (0.76-0.96 on the demo's pictograms and
     scans), photos are not (0.07-0.58 on scikit-image's sample photos)."""
-    import numpy as np
-    from PIL import Image
-
-    rgb = img if img.mode == "RGB" else img.convert("RGB")
-    side = max(2, min(64, rgb.width, rgb.height))
-    a = np.asarray(rgb.resize((side, side), Image.Resampling.BOX), dtype=np.int16)
-    across = np.abs(np.diff(a, axis=1)).sum(axis=-1) <= _FLAT_STEP
-    down = np.abs(np.diff(a, axis=0)).sum(axis=-1) <= _FLAT_STEP
-    return float((across.sum() + down.sum()) / (across.size + down.size))
+    return _flatness(_thumb(img, _flat_side(img)))
 
 
 def picture_worlds(img: Any) -> tuple[str, ...]:
@@ -141,9 +133,11 @@ def picture_worlds(img: Any) -> tuple[str, ...]:
     ``("drawing",)`` (the pictogram tower: drawings, icons, emoji, pages) or both, by a cheap
     look at its flatness (:func:`flatness`); a page -- mostly light, colourless paper, however
     dense its print -- is a drawing. Measured in bench/bench_photos.py."""
-    if looks_like_page(img):
+    page = _thumb(img, PAGE_SIDE)
+    if _page_like(page):
         return ("drawing",)
-    flat = flatness(img)
+    side = _flat_side(img)
+    flat = _flatness(page if side == PAGE_SIDE else _thumb(img, side))  # one thumbnail serves both
     if flat < PHOTO_FLATNESS:
         return ("photo",)
     return ("drawing", "photo") if flat < BOTH_FLATNESS else ("drawing",)
@@ -157,11 +151,35 @@ def is_photo(img: Any) -> bool:
 def looks_like_page(img: Any) -> bool:
     """Mostly light (over half the pixels above 190 of 255) and all but colourless (95 % of
     pixels within 24 levels between their channels): print on paper, a screenshot of text."""
+    return _page_like(_thumb(img, PAGE_SIDE))
+
+
+PAGE_SIDE = 64  # the thumbnail both looks are taken on
+
+
+def _flat_side(img: Any) -> int:
+    return max(2, min(PAGE_SIDE, img.width, img.height))
+
+
+def _thumb(img: Any, side: int) -> Any:
+    """A box-filtered ``side`` x ``side`` RGB thumbnail as int16 (the difference of two pixels
+    fits)."""
     import numpy as np
     from PIL import Image
 
     rgb = img if img.mode == "RGB" else img.convert("RGB")
-    a = np.asarray(rgb.resize((64, 64), Image.Resampling.BOX), dtype=np.int16)
+    return np.asarray(rgb.resize((side, side), Image.Resampling.BOX), dtype=np.int16)
+
+
+def _flatness(a: Any) -> float:
+    import numpy as np
+
+    across = np.abs(np.diff(a, axis=1)).sum(axis=-1) <= _FLAT_STEP
+    down = np.abs(np.diff(a, axis=0)).sum(axis=-1) <= _FLAT_STEP
+    return float((across.sum() + down.sum()) / (across.size + down.size))
+
+
+def _page_like(a: Any) -> bool:
     light = float((a.min(axis=-1) > 190).mean())
     grey = float(((a.max(axis=-1) - a.min(axis=-1)) <= 24).mean())
     return light > 0.5 and grey > 0.95
